@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Runs every *.test.ts under src/ and consumers/ (unit) and test/ (integration, end to end)
+// with Node's test runner, one file at a time (they share PostgreSQL, RabbitMQ and ports).
+// Usage: npm test [-- <path filter>...]
+import {spawnSync} from 'node:child_process'
+import {readdirSync, statSync} from 'node:fs'
+import path from 'node:path'
+
+const roots = ['src', 'consumers', 'test']
+const filters = process.argv.slice(2)
+
+function walk(dir) {
+  let out = []
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue
+    const full = path.join(dir, name)
+    if (statSync(full).isDirectory()) out = out.concat(walk(full))
+    else if (name.endsWith('.test.ts')) out.push(full)
+  }
+  return out
+}
+
+const files = roots
+  .flatMap((root) => {
+    try {
+      return walk(root)
+    } catch {
+      return []
+    }
+  })
+  .filter((f) => filters.length === 0 || filters.some((flt) => f.includes(flt)))
+  .sort()
+
+if (files.length === 0) {
+  console.error('no test files matched')
+  process.exit(1)
+}
+
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  {stdio: 'inherit', env: {...process.env, NODE_ENV: 'test'}}
+)
+process.exit(result.status ?? 1)

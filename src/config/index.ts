@@ -1,0 +1,149 @@
+/**
+ * Configuration: one zod schema, defaults from config/default.json, overrides from the
+ * environment. Validated once at start; everything after it is typed. No other module reads
+ * process.env.
+ */
+import {readFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import ms from 'ms'
+import {z} from 'zod'
+
+const UNITS: Record<string, number> = {b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40}
+
+/** "1048576", "500MB" (decimal) or "20GiB" (binary) to a byte count; NaN when malformed. */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text)
+  if (!match) return Number.NaN
+  return Math.round(Number(match[1]) * UNITS[(match[2] ?? 'b').toLowerCase()]!)
+}
+
+const size = z
+  .union([z.number().int().nonnegative(), z.string()])
+  .transform((value, ctx) => {
+    const parsed = typeof value === 'number' ? value : parseSize(value)
+    if (!Number.isSafeInteger(parsed) || parsed < 0) {
+      ctx.addIssue({code: 'custom', message: 'expected a size such as 1048576, 500MB or 20GiB'})
+      return z.NEVER
+    }
+    return parsed
+  })
+
+const duration = z
+  .union([z.number().int().nonnegative(), z.string()])
+  .transform((value, ctx) => {
+    const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue)
+    if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
+      ctx.addIssue({code: 'custom', message: 'expected a duration such as 30s, 5m or 24h (or milliseconds)'})
+      return z.NEVER
+    }
+    return parsed
+  })
+
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1')
+
+const optionalString = z
+  .string()
+  .nullish()
+  .transform((v) => (v === '' || v == null ? undefined : v))
+
+const url = (protocols: string[]) =>
+  optionalString.refine(
+    (v) => {
+      if (v === undefined) return true
+      try {
+        return protocols.includes(new URL(v).protocol)
+      } catch {
+        return false
+      }
+    },
+    {message: `expected a URL (${protocols.join(' or ')})`}
+  )
+
+export const configSchema = z.object({
+  host: z.string().min(1),
+  port: z.coerce.number().int().min(0).max(65535),
+  dataDir: z.string().min(1),
+  databaseUrl: url(['postgres:', 'postgresql:']),
+  /** Schema to use inside the database (tests give each run its own). */
+  databaseSchema: optionalString,
+  publicUrl: url(['http:', 'https:']),
+  trustProxy: bool,
+  nodeId: optionalString,
+  maxUploadSize: size,
+  uploadExpiry: duration,
+  expirySweepInterval: duration,
+  corsOrigins: z.string(),
+  authJwtSecret: optionalString,
+  authJwksUrl: url(['http:', 'https:']),
+  authIssuer: optionalString,
+  authAudience: optionalString,
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  shutdownTimeout: duration,
+})
+
+export type Config = z.infer<typeof configSchema> & {nodeId: string}
+
+/** Environment variable for each key (the names operators know). */
+const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
+  host: 'HOST',
+  port: 'PORT',
+  dataDir: 'DATA_DIR',
+  databaseUrl: 'DATABASE_URL',
+  databaseSchema: 'DATABASE_SCHEMA',
+  publicUrl: 'PUBLIC_URL',
+  trustProxy: 'TRUST_PROXY',
+  nodeId: 'NODE_ID',
+  maxUploadSize: 'MAX_UPLOAD_SIZE',
+  uploadExpiry: 'UPLOAD_EXPIRY',
+  expirySweepInterval: 'EXPIRY_SWEEP_INTERVAL',
+  corsOrigins: 'CORS_ORIGINS',
+  authJwtSecret: 'AUTH_JWT_SECRET',
+  authJwksUrl: 'AUTH_JWKS_URL',
+  authIssuer: 'AUTH_ISSUER',
+  authAudience: 'AUTH_AUDIENCE',
+  logLevel: 'LOG_LEVEL',
+  shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const defaultsFile = (() => {
+  // Works from src/ (tsx) and from dist/src/ (compiled).
+  for (const candidate of [path.join(projectRoot, 'config/default.json'), path.join(projectRoot, '../config/default.json')]) {
+    try {
+      return JSON.parse(readFileSync(candidate, 'utf8')) as Record<string, unknown>
+    } catch {}
+  }
+  throw new ConfigError('config/default.json is missing')
+})()
+
+/**
+ * Build the config from defaults, the environment and explicit overrides (tests), in that
+ * order. Throws ConfigError with one line naming the variable and what it expects.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<keyof z.input<typeof configSchema>, unknown>> = {}
+): Config {
+  const raw: Record<string, unknown> = {...defaultsFile}
+  for (const [key, name] of Object.entries(ENV_NAMES)) {
+    if (env[name] !== undefined) raw[key] = env[name]
+  }
+  Object.assign(raw, overrides)
+  const result = configSchema.safeParse(raw)
+  if (!result.success) {
+    const issue = result.error.issues[0]!
+    const key = String(issue.path[0]) as keyof typeof ENV_NAMES
+    throw new ConfigError(`invalid ${ENV_NAMES[key] ?? key}: ${issue.message}`)
+  }
+  const config = result.data
+  if (config.authJwtSecret && config.authJwtSecret.length < 32) {
+    throw new ConfigError('invalid AUTH_JWT_SECRET: expected at least 32 characters for HS256')
+  }
+  return {...config, dataDir: path.resolve(config.dataDir), nodeId: config.nodeId ?? os.hostname()}
+}

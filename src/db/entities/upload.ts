@@ -1,0 +1,53 @@
+import {EntitySchema} from 'typeorm'
+import type {UploadStatus} from '../../uploads/upload-status.js'
+import {bigintAsNumber} from '../columns.js'
+
+/** One row per tus upload: what the client declared, how far it got, and what it hashes to. */
+export interface UploadRecord {
+  id: string
+  owner: string | null
+  filename: string | null
+  filetype: string | null
+  /** The tus Upload-Metadata pairs as the client sent them (echoed on HEAD). */
+  metadata: Record<string, string | null>
+  /** Declared length; null while deferred (creation-defer-length). */
+  size: number | null
+  bytesReceived: number
+  status: UploadStatus
+  nodeId: string
+  sha256: string | null
+  md5: string | null
+  /** Bytes covered by hashState; may trail bytesReceived after a crash mid-request. */
+  hashedBytes: number
+  hashState: Buffer | null
+  failureReason: string | null
+  expiresAt: Date | null
+  createdAt: Date
+  updatedAt: Date
+  completedAt: Date | null
+}
+
+export const UploadEntity = new EntitySchema<UploadRecord>({
+  name: 'Upload',
+  tableName: 'uploads',
+  columns: {
+    id: {type: 'text', primary: true},
+    owner: {type: 'text', nullable: true},
+    filename: {type: 'text', nullable: true},
+    filetype: {type: 'text', nullable: true},
+    metadata: {type: 'jsonb'},
+    size: {type: 'bigint', nullable: true, transformer: bigintAsNumber},
+    bytesReceived: {name: 'bytes_received', type: 'bigint', transformer: bigintAsNumber},
+    status: {type: 'text'},
+    nodeId: {name: 'node_id', type: 'text'},
+    sha256: {type: 'text', nullable: true},
+    md5: {type: 'text', nullable: true},
+    hashedBytes: {name: 'hashed_bytes', type: 'bigint', transformer: bigintAsNumber},
+    hashState: {name: 'hash_state', type: 'bytea', nullable: true},
+    failureReason: {name: 'failure_reason', type: 'text', nullable: true},
+    expiresAt: {name: 'expires_at', type: 'timestamptz', nullable: true},
+    createdAt: {name: 'created_at', type: 'timestamptz'},
+    updatedAt: {name: 'updated_at', type: 'timestamptz'},
+    completedAt: {name: 'completed_at', type: 'timestamptz', nullable: true},
+  },
+})

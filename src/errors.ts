@@ -1,0 +1,52 @@
+/**
+ * Errors as data: each carries its HTTP status and a message written for a person. One koa
+ * middleware (http/error-handler.ts) turns them into responses. They also expose the
+ * `status_code`/`body` pair @tus/server understands, so a store or hook can throw them inside
+ * the tus handlers and the client gets the same answer.
+ */
+export class AppError extends Error {
+  override name = 'AppError'
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {}
+  ) {
+    super(message)
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+  get status_code(): number {
+    return this.status
+  }
+  get body(): string {
+    return `${this.message}\n`
+  }
+}
+
+const kind = (status: number, name: string) =>
+  class extends AppError {
+    override name = name
+    constructor(message: string, headers?: Record<string, string>) {
+      super(status, message, headers)
+    }
+  }
+
+export const BadRequest = kind(400, 'BadRequest')
+export const Unauthorized = kind(401, 'Unauthorized')
+export const Forbidden = kind(403, 'Forbidden')
+export const NotFound = kind(404, 'NotFound')
+export const Conflict = kind(409, 'Conflict')
+export const Gone = kind(410, 'Gone')
+export const PreconditionFailed = kind(412, 'PreconditionFailed')
+export const PayloadTooLarge = kind(413, 'PayloadTooLarge')
+export const UnsupportedMediaType = kind(415, 'UnsupportedMediaType')
+export const Locked = kind(423, 'Locked')
+export const ServiceUnavailable = kind(503, 'ServiceUnavailable')
+export const InsufficientStorage = kind(507, 'InsufficientStorage')
+
+/** Storage errors a person can act on, mapped from the operating system's codes. */
+export function storageError(error: unknown): AppError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new InsufficientStorage('the server has no space left to store this upload; try again later')
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new ServiceUnavailable('upload storage is not writable on this node', {'Retry-After': '30'})
+  return undefined
+}

@@ -1,0 +1,54 @@
+/**
+ * The whole request pipeline, in order. The tus endpoint comes before anything that would read
+ * a request body: upload bodies stream straight to the store.
+ */
+import cors from '@koa/cors'
+import Koa from 'koa'
+import type {Logger} from 'pino'
+import type {Server as TusServer} from '@tus/server'
+import type {DataSource} from 'typeorm'
+import type {Config} from '../config/index.js'
+import type {UploadRepository} from '../uploads/upload-repository.js'
+import {authenticate, type Authenticator} from './auth.js'
+import {errorHandler} from './error-handler.js'
+import {requestContext, type AppState} from './request-context.js'
+import {healthRoutes} from './routes/health.js'
+import {uploadRoutes} from './routes/uploads.js'
+import {allowedOrigins, TUS_EXPOSED_HEADERS, tusEndpoint} from './tus.js'
+
+export interface AppDeps {
+  config: Config
+  log: Logger
+  db: DataSource
+  uploads: UploadRepository
+  tus: TusServer
+  authenticator: Authenticator | null
+  storageDir: string
+}
+
+const TUS_HEADERS = ['Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-Size', 'Upload-Offset', 'Upload-Length', 'Upload-Metadata', 'Upload-Defer-Length', 'Upload-Concat', 'Location']
+
+export function createApp(deps: AppDeps): Koa<AppState> {
+  const app = new Koa<AppState>()
+  app.proxy = deps.config.trustProxy
+  const health = healthRoutes(deps.db, deps.storageDir)
+  const uploads = uploadRoutes(deps.uploads)
+  const origins = allowedOrigins(deps.config)
+
+  app.use(requestContext(deps.log))
+  app.use(
+    cors({
+      origin: (ctx) => (origins === undefined ? '*' : origins.includes(ctx.get('origin')) ? ctx.get('origin') : ''),
+      allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+      exposeHeaders: [...TUS_HEADERS, ...TUS_EXPOSED_HEADERS],
+      maxAge: 86400,
+    })
+  )
+  app.use(errorHandler())
+  app.use(health.routes())
+  app.use(authenticate(deps.authenticator))
+  app.use(tusEndpoint(deps.tus))
+  app.use(uploads.routes()).use(uploads.allowedMethods())
+  app.on('error', (error: Error) => deps.log.debug({err: error}, 'connection error'))
+  return app
+}

@@ -1,0 +1,85 @@
+/**
+ * The status API: GET /api/uploads/<id> and GET /api/uploads (the caller's uploads, newest
+ * first, paged by an opaque cursor).
+ */
+import Router from '@koa/router'
+import {z} from 'zod'
+import type {UploadRecord} from '../../db/entities/upload.js'
+import {BadRequest, NotFound} from '../../errors.js'
+import type {UploadRepository} from '../../uploads/upload-repository.js'
+import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
+import type {AppState} from '../request-context.js'
+
+export function uploadView(row: UploadRecord) {
+  return {
+    id: row.id,
+    status: row.status,
+    filename: row.filename,
+    filetype: row.filetype,
+    size: row.size,
+    offset: row.bytesReceived,
+    sha256: row.sha256,
+    md5: row.md5,
+    owner: row.owner,
+    node: row.nodeId,
+    failureReason: row.failureReason,
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    completedAt: row.completedAt?.toISOString() ?? null,
+  }
+}
+
+const listQuery = z.object({
+  status: z.enum(UPLOAD_STATUSES as [string, ...string[]]).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(512).optional(),
+})
+
+const cursorSchema = z.object({c: z.string().datetime(), i: z.string().min(1).max(128)})
+
+function encodeCursor(row: UploadRecord): string {
+  return Buffer.from(JSON.stringify({c: row.createdAt.toISOString(), i: row.id})).toString('base64url')
+}
+
+function decodeCursor(cursor: string): {createdAt: Date; id: string} {
+  try {
+    const parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')))
+    return {createdAt: new Date(parsed.c), id: parsed.i}
+  } catch {
+    throw new BadRequest('cursor is not one this server issued; start again without it')
+  }
+}
+
+export function uploadRoutes(uploads: UploadRepository): Router<AppState> {
+  const router = new Router<AppState>({prefix: '/api/uploads'})
+
+  router.get('/', async (ctx) => {
+    const parsed = listQuery.safeParse(ctx.query)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!
+      throw new BadRequest(`invalid ${String(issue.path[0])}: ${issue.message}`)
+    }
+    const {status, limit, cursor} = parsed.data
+    const rows = await uploads.list({
+      owner: ctx.state.context.subject,
+      status: status as UploadRecord['status'] | undefined,
+      limit: limit + 1,
+      ...(cursor ? {after: decodeCursor(cursor)} : {}),
+    })
+    const page = rows.slice(0, limit)
+    ctx.body = {
+      uploads: page.map(uploadView),
+      nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null,
+    }
+  })
+
+  router.get('/:id', async (ctx) => {
+    const row = await uploads.findById(ctx.params.id!)
+    if (!row || row.owner !== ctx.state.context.subject) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
+    ctx.set('Cache-Control', 'no-store')
+    ctx.body = uploadView(row)
+  })
+
+  return router
+}

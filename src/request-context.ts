@@ -1,0 +1,21 @@
+/**
+ * Per-request context carried through async calls (AsyncLocalStorage): who is calling and the
+ * request id, so the upload store, which @tus/server calls without our koa context, can still
+ * record the owner and log with the request's ids.
+ */
+import {AsyncLocalStorage} from 'node:async_hooks'
+import type {Logger} from 'pino'
+
+export interface RequestContext {
+  requestId: string
+  /** The JWT subject, or null for anonymous uploads (auth disabled). */
+  subject: string | null
+  log: Logger
+  /** Set by the store when it knows when the touched upload expires (Upload-Expires). */
+  uploadExpiresAt?: Date | null
+}
+
+const storage = new AsyncLocalStorage<RequestContext>()
+
+export const runInRequestContext = <T>(context: RequestContext, fn: () => T): T => storage.run(context, fn)
+export const currentRequest = (): RequestContext | undefined => storage.getStore()

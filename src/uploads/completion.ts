@@ -1,0 +1,42 @@
+/**
+ * Completion: when the last byte of an upload is stored, its row becomes `completed` and its
+ * upload.completed event is written to the outbox, in one transaction. The client's final
+ * request is answered right after that commit; everything slow happens later, off the outbox.
+ */
+import type {Logger} from 'pino'
+import type {UploadCompleted} from '../jobs/messages.js'
+import type {UploadRepository} from './upload-repository.js'
+import type {UploadStore} from './upload-store.js'
+
+export class UploadCompletion {
+  constructor(
+    private readonly uploads: UploadRepository,
+    private readonly store: UploadStore,
+    private readonly log: Logger,
+    private readonly nodeId: string
+  ) {}
+
+  /** Idempotent: returns the event if this call completed the upload, null if it already was. */
+  async complete(id: string): Promise<UploadCompleted | null> {
+    const digests = await this.store.digests(id)
+    const event = await this.uploads.complete(id, digests)
+    if (event) this.log.info({uploadId: id, size: event.size, sha256: event.sha256}, 'upload completed')
+    return event
+  }
+
+  /**
+   * Completes uploads whose bytes all arrived but whose completion never committed (the process
+   * died between the two). Run at start-up and with the periodic sweep.
+   */
+  async recoverStranded(): Promise<number> {
+    let recovered = 0
+    for (const row of await this.uploads.findStrandedCompletions(this.nodeId, 100)) {
+      try {
+        if (await this.complete(row.id)) recovered++
+      } catch (error) {
+        this.log.error({uploadId: row.id, err: error}, 'could not complete a fully received upload')
+      }
+    }
+    return recovered
+  }
+}

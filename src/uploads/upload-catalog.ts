@@ -1,0 +1,73 @@
+/**
+ * The upload rows, seen through @tus/file-store's Configstore port: the file store keeps its
+ * per-upload info (size, metadata, creation date) in PostgreSQL instead of JSON files beside
+ * the bytes, so the database is the one record of every upload.
+ */
+import type {Configstore} from '@tus/file-store'
+import {Upload} from '@tus/utils'
+import {Gone, NotFound} from '../errors.js'
+import {currentRequest} from '../request-context.js'
+import {describeUpload} from './metadata.js'
+import type {UploadRepository} from './upload-repository.js'
+import {UploadStatus, isGone} from './upload-status.js'
+
+export class UploadCatalog implements Configstore {
+  constructor(
+    private readonly uploads: UploadRepository,
+    private readonly options: {nodeId: string; expiryMs: number}
+  ) {}
+
+  async get(id: string): Promise<Upload | undefined> {
+    const row = await this.uploads.findById(id)
+    if (!row) return undefined
+    if (isGone(row.status)) throw new Gone(`upload ${id} has ${row.status === UploadStatus.Expired ? 'expired' : 'been terminated'}`)
+    if (row.status === UploadStatus.Uploading && row.expiresAt && row.expiresAt.getTime() <= Date.now()) {
+      throw new Gone(`upload ${id} has expired`)
+    }
+    return new Upload({
+      id: row.id,
+      size: row.size ?? undefined,
+      offset: row.bytesReceived,
+      metadata: row.metadata,
+      creation_date: row.createdAt.toISOString(),
+    })
+  }
+
+  /** Called by the file store when an upload is created, and when its length is declared. */
+  async set(id: string, upload: Upload): Promise<void> {
+    const existing = await this.uploads.findById(id)
+    if (existing) {
+      if (upload.size !== undefined && existing.size === null) await this.uploads.declareSize(id, upload.size)
+      return
+    }
+    const {filename, filetype} = describeUpload(upload.metadata)
+    const expiresAt = this.options.expiryMs > 0 && upload.size !== 0 ? new Date(Date.now() + this.options.expiryMs) : null
+    const context = currentRequest()
+    if (context) context.uploadExpiresAt = expiresAt
+    await this.uploads.insert({
+      id,
+      owner: context?.subject ?? null,
+      filename,
+      filetype,
+      metadata: upload.metadata ?? {},
+      size: upload.size ?? null,
+      bytesReceived: 0,
+      status: UploadStatus.Uploading,
+      nodeId: this.options.nodeId,
+      sha256: null,
+      md5: null,
+      hashedBytes: 0,
+      hashState: null,
+      failureReason: null,
+      expiresAt,
+      completedAt: null,
+    })
+  }
+
+  /** Termination keeps the row (status terminated) so the id answers 410, not 404, afterwards. */
+  async delete(id: string): Promise<void> {
+    const row = await this.uploads.findById(id)
+    if (!row) throw new NotFound(`upload ${id} not found`)
+    await this.uploads.markGone(id, UploadStatus.Terminated)
+  }
+}

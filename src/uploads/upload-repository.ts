@@ -1,0 +1,135 @@
+/**
+ * Every query on the uploads table (and the outbox row written with a completion). Nothing
+ * else in the code base writes SQL for uploads.
+ */
+import {IsNull, type DataSource, type EntityManager} from 'typeorm'
+import {OutboxEventEntity} from '../db/entities/outbox-event.js'
+import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
+import type {UploadCompleted} from '../jobs/messages.js'
+import {SCHEMA_VERSION} from '../jobs/messages.js'
+import {UploadStatus} from './upload-status.js'
+
+export interface UploadProgress {
+  bytesReceived: number
+  hashedBytes: number
+  hashState: Buffer | null
+  expiresAt: Date | null
+}
+
+export interface UploadListQuery {
+  owner?: string | null
+  status?: UploadStatus
+  limit: number
+  /** Opaque position from a previous page: the last row's (created_at, id). */
+  after?: {createdAt: Date; id: string}
+}
+
+export class UploadRepository {
+  constructor(private readonly db: DataSource) {}
+
+  async insert(record: Omit<UploadRecord, 'createdAt' | 'updatedAt'>): Promise<UploadRecord> {
+    const now = new Date()
+    const row = {...record, createdAt: now, updatedAt: now}
+    await this.db.getRepository(UploadEntity).insert(row)
+    return row
+  }
+
+  findById(id: string): Promise<UploadRecord | null> {
+    return this.db.getRepository(UploadEntity).findOneBy({id})
+  }
+
+  async recordProgress(id: string, progress: UploadProgress): Promise<void> {
+    await this.db.getRepository(UploadEntity).update({id, status: UploadStatus.Uploading}, {...progress, updatedAt: new Date()})
+  }
+
+  async declareSize(id: string, size: number): Promise<void> {
+    await this.db.getRepository(UploadEntity).update({id, size: IsNull()}, {size, updatedAt: new Date()})
+  }
+
+  /**
+   * Moves an upload from uploading to completed and writes its upload.completed event, in one
+   * transaction. Returns the event when this call completed it, null when it already was
+   * (completion is idempotent: a retried final request or a recovery sweep changes nothing).
+   */
+  async complete(id: string, digests: {sha256: string; md5: string}): Promise<UploadCompleted | null> {
+    return this.db.transaction(async (tx) => {
+      const now = new Date()
+      const result = await tx
+        .createQueryBuilder()
+        .update(UploadEntity)
+        .set({status: UploadStatus.Completed, sha256: digests.sha256, md5: digests.md5, completedAt: now, updatedAt: now, hashState: null, expiresAt: null})
+        .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
+        .returning('*')
+        .execute()
+      const raw = (result.raw as Array<Record<string, unknown>>)[0]
+      if (!raw) return null
+      const event: UploadCompleted = {
+        schemaVersion: SCHEMA_VERSION,
+        type: 'upload.completed',
+        uploadId: id,
+        nodeId: String(raw.node_id),
+        owner: (raw.owner as string | null) ?? null,
+        filename: (raw.filename as string | null) ?? null,
+        filetype: (raw.filetype as string | null) ?? null,
+        size: Number(raw.size),
+        sha256: digests.sha256,
+        md5: digests.md5,
+        completedAt: now.toISOString(),
+      }
+      await this.enqueueEvent(tx, event.type, id, event)
+      return event
+    })
+  }
+
+  async markGone(id: string, status: typeof UploadStatus.Expired | typeof UploadStatus.Terminated): Promise<void> {
+    await this.db
+      .getRepository(UploadEntity)
+      .update({id}, {status, hashState: null, expiresAt: null, updatedAt: new Date()})
+  }
+
+  /** Unfinished uploads held by this node, past their expiry, oldest first. */
+  findExpired(nodeId: string, now: Date, limit: number): Promise<UploadRecord[]> {
+    return this.db
+      .getRepository(UploadEntity)
+      .createQueryBuilder('u')
+      .where('u.status = :status AND u.node_id = :nodeId AND u.expires_at < :now', {status: UploadStatus.Uploading, nodeId, now})
+      .orderBy('u.expires_at', 'ASC')
+      .limit(limit)
+      .getMany()
+  }
+
+  /** Uploads whose bytes all arrived but whose completion did not commit (a crash in between). */
+  findStrandedCompletions(nodeId: string, limit: number): Promise<UploadRecord[]> {
+    return this.db
+      .getRepository(UploadEntity)
+      .createQueryBuilder('u')
+      .where('u.status = :status AND u.node_id = :nodeId AND u.size IS NOT NULL AND u.bytes_received = u.size', {status: UploadStatus.Uploading, nodeId})
+      .limit(limit)
+      .getMany()
+  }
+
+  list(query: UploadListQuery): Promise<UploadRecord[]> {
+    const qb = this.db.getRepository(UploadEntity).createQueryBuilder('u')
+    if (query.owner !== undefined) {
+      if (query.owner === null) qb.andWhere('u.owner IS NULL')
+      else qb.andWhere('u.owner = :owner', {owner: query.owner})
+    }
+    if (query.status) qb.andWhere('u.status = :status', {status: query.status})
+    if (query.after) {
+      qb.andWhere('(u.created_at, u.id) < (:afterCreated, :afterId)', {afterCreated: query.after.createdAt, afterId: query.after.id})
+    }
+    return qb.orderBy('u.created_at', 'DESC').addOrderBy('u.id', 'DESC').limit(query.limit).getMany()
+  }
+
+  private async enqueueEvent(tx: EntityManager, topic: string, uploadId: string, payload: object): Promise<void> {
+    await tx.getRepository(OutboxEventEntity).insert({
+      topic,
+      uploadId,
+      payload: payload as never,
+      createdAt: new Date(),
+      publishedAt: null,
+      attempts: 0,
+      lastError: null,
+    })
+  }
+}

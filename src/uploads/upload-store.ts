@@ -1,0 +1,102 @@
+/**
+ * The tus DataStore: @tus/file-store for the files, the uploads table for everything else
+ * (see UploadCatalog), and a write path that hashes the bytes in the same pass that stores
+ * them. Expiry is ours too: @tus/file-store counts it from creation and would delete finished
+ * uploads; here an upload expires after a period without progress, and only while unfinished.
+ */
+import {unlink} from 'node:fs/promises'
+import path from 'node:path'
+import type {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {FileStore} from '@tus/file-store'
+import {ERRORS, type Upload} from '@tus/utils'
+import {storageError} from '../errors.js'
+import {currentRequest} from '../request-context.js'
+import {HashingFileSink} from './hashing-file-sink.js'
+import {UploadCatalog} from './upload-catalog.js'
+import {UploadHasher} from './upload-hasher.js'
+import type {UploadRepository} from './upload-repository.js'
+
+export interface UploadStoreOptions {
+  directory: string
+  nodeId: string
+  /** How long an unfinished upload may go without progress before it expires; 0: never. */
+  expiryMs: number
+}
+
+export class UploadStore extends FileStore {
+  constructor(
+    private readonly uploads: UploadRepository,
+    private readonly options: UploadStoreOptions
+  ) {
+    // Expiration stays advertised, but @tus/server's creation-based checks are off (0): the
+    // catalog answers 410 for expired uploads and the expiry sweeper removes them.
+    super({directory: options.directory, configstore: new UploadCatalog(uploads, options), expirationPeriodInMilliseconds: 0})
+  }
+
+  filePath(id: string): string {
+    return path.join(this.options.directory, id)
+  }
+
+  override async create(upload: Upload): Promise<Upload> {
+    try {
+      return await super.create(upload)
+    } catch (error) {
+      await unlink(this.filePath(upload.id)).catch(() => {})
+      throw storageError(error) ?? error
+    }
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const row = await this.uploads.findById(id)
+    if (!row) throw ERRORS.FILE_NOT_FOUND
+    const file = this.filePath(id)
+    const hasher = await UploadHasher.resume(row.hashState, row.hashedBytes)
+    await hasher.catchUp(file, offset)
+    if (hasher.bytes !== offset) throw ERRORS.INVALID_OFFSET
+
+    const sink = new HashingFileSink(file, offset, [hasher])
+    let failure: unknown
+    try {
+      await pipeline(readable, sink)
+    } catch (error) {
+      failure = error
+    }
+    // Whatever reached the disk counts, even when the request was cut: record it.
+    const finished = row.size !== null && sink.position === row.size
+    const expiresAt = this.options.expiryMs > 0 && !finished ? new Date(Date.now() + this.options.expiryMs) : null
+    await this.uploads.recordProgress(id, {bytesReceived: sink.position, hashedBytes: hasher.bytes, hashState: hasher.save(), expiresAt})
+    const context = currentRequest()
+    if (context) context.uploadExpiresAt = expiresAt
+
+    if (failure !== undefined) {
+      if (typeof failure === 'object' && failure !== null && 'status_code' in failure) throw failure
+      throw storageError(failure) ?? ERRORS.FILE_WRITE_ERROR
+    }
+    return sink.position
+  }
+
+  /** The final digests of a fully received upload, from its saved hash state. */
+  async digests(id: string): Promise<{sha256: string; md5: string}> {
+    const row = await this.uploads.findById(id)
+    if (!row) throw ERRORS.FILE_NOT_FOUND
+    const hasher = await UploadHasher.resume(row.hashState, row.hashedBytes)
+    await hasher.catchUp(this.filePath(id), row.size ?? row.bytesReceived)
+    return hasher.digests()
+  }
+
+  override async deleteExpired(): Promise<number> {
+    let removed = 0
+    for (;;) {
+      const batch = await this.uploads.findExpired(this.options.nodeId, new Date(), 100)
+      for (const row of batch) {
+        await unlink(this.filePath(row.id)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error
+        })
+        await this.uploads.markGone(row.id, 'expired')
+        removed++
+      }
+      if (batch.length < 100) return removed
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Starts a real upload node in-process for a test: its own data directory, and either the
+ * embedded database or its own schema in the test PostgreSQL, removed afterwards.
+ */
+import {randomBytes} from 'node:crypto'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import pg from 'pg'
+import pino from 'pino'
+import {loadConfig, type Config} from '../../src/config/index.js'
+import {startNode, type RunningNode} from '../../src/node.js'
+import {requireService, TEST_DATABASE_URL} from './services.js'
+
+export type DatabaseKind = 'postgres' | 'embedded'
+export const DATABASE_KINDS: DatabaseKind[] = ['postgres', 'embedded']
+
+export interface TestNode extends RunningNode {
+  config: Config
+  dataDir: string
+  /** Stops the node and removes its data directory and schema. */
+  stop(): Promise<void>
+}
+
+export async function freshSchema(): Promise<{schema: string; drop(): Promise<void>}> {
+  await requireService('PostgreSQL', TEST_DATABASE_URL)
+  const schema = `t_${randomBytes(6).toString('hex')}`
+  return {
+    schema,
+    async drop() {
+      const client = new pg.Client({connectionString: TEST_DATABASE_URL})
+      await client.connect()
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      } finally {
+        await client.end()
+      }
+    },
+  }
+}
+
+export async function startTestNode(
+  kind: DatabaseKind,
+  overrides: Parameters<typeof loadConfig>[1] = {}
+): Promise<TestNode> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-test-'))
+  const schema = kind === 'postgres' ? await freshSchema() : undefined
+  const config = loadConfig(
+    {},
+    {
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      logLevel: 'silent',
+      expirySweepInterval: 0,
+      shutdownTimeout: 2000,
+      ...(schema ? {databaseUrl: TEST_DATABASE_URL, databaseSchema: schema.schema} : {}),
+      ...overrides,
+    }
+  )
+  const node = await startNode(config, pino({level: 'silent'}))
+  return {
+    ...node,
+    config,
+    dataDir,
+    async stop() {
+      await node.close()
+      await schema?.drop()
+      await rm(dataDir, {recursive: true, force: true})
+    },
+  }
+}
