@@ -61,6 +61,22 @@ const url = (protocols: string[]) =>
     {message: `expected a URL (${protocols.join(' or ')})`}
   )
 
+/** One rung of the HLS ladder: its short side in pixels and its target bitrates. */
+const rendition = z.object({
+  name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+  height: z.number().int().min(16).max(4320),
+  videoBitrate: z.string().regex(/^\d+k$/),
+  audioBitrate: z.string().regex(/^\d+k$/),
+})
+export type RenditionConfig = z.infer<typeof rendition>
+
+const jsonArray = <T extends z.ZodType>(item: T) =>
+  z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.array(item).min(1))
+
+/** ffmpeg is CPU-bound: by default one encode at a time per two cores, snapshots beside it. */
+const concurrency = (perCores: number) =>
+  z.coerce.number().int().min(1).max(64).default(Math.max(1, Math.floor(os.availableParallelism() / perCores)))
+
 export const configSchema = z.object({
   host: z.string().min(1),
   port: z.coerce.number().int().min(0).max(65535),
@@ -81,6 +97,15 @@ export const configSchema = z.object({
   authAudience: optionalString,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
+  /** HLS ladder, highest first; never upscaled (see media/rendition-ladder.ts). */
+  renditions: jsonArray(rendition),
+  /** x264 preset: veryfast in production, ultrafast in tests and benchmarks. */
+  x264Preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']),
+  /** Longest a single ffmpeg run may take before its process tree is killed. */
+  ffmpegTimeout: duration,
+  thumbnailCount: z.coerce.number().int().min(0).max(100),
+  transcodeConcurrency: concurrency(2),
+  snapshotConcurrency: concurrency(2),
 })
 
 export type Config = z.infer<typeof configSchema> & {nodeId: string}
@@ -105,6 +130,12 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authAudience: 'AUTH_AUDIENCE',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+  renditions: 'MEDIA_RENDITIONS',
+  x264Preset: 'MEDIA_X264_PRESET',
+  ffmpegTimeout: 'FFMPEG_TIMEOUT',
+  thumbnailCount: 'MEDIA_THUMBNAIL_COUNT',
+  transcodeConcurrency: 'TRANSCODE_CONCURRENCY',
+  snapshotConcurrency: 'SNAPSHOT_CONCURRENCY',
 }
 
 export class ConfigError extends Error {

@@ -37,3 +37,15 @@ export function describeUpload(metadata: Record<string, string | null> | undefin
     filetype: sanitizeFiletype(m.filetype ?? m.type ?? m.mimeType ?? m.contentType ?? null),
   }
 }
+
+/**
+ * Metadata values are arbitrary bytes (base64 on the wire) and PostgreSQL text cannot hold
+ * NUL, so the row keeps them base64-encoded, as the client sent them.
+ */
+export function encodeMetadata(metadata: Record<string, string | null> | undefined): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(metadata ?? {}).map(([k, v]) => [k, v === null ? null : Buffer.from(v, 'utf8').toString('base64')]))
+}
+
+export function decodeMetadata(stored: Record<string, string | null>): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(stored).map(([k, v]) => [k, v === null ? null : Buffer.from(v, 'base64').toString('utf8')]))
+}

@@ -7,7 +7,7 @@ import type {Configstore} from '@tus/file-store'
 import {Upload} from '@tus/utils'
 import {Gone, NotFound} from '../errors.js'
 import {currentRequest} from '../request-context.js'
-import {describeUpload} from './metadata.js'
+import {decodeMetadata, describeUpload, encodeMetadata} from './metadata.js'
 import type {UploadRepository} from './upload-repository.js'
 import {UploadStatus, isGone} from './upload-status.js'
 
@@ -28,7 +28,7 @@ export class UploadCatalog implements Configstore {
       id: row.id,
       size: row.size ?? undefined,
       offset: row.bytesReceived,
-      metadata: row.metadata,
+      metadata: decodeMetadata(row.metadata),
       creation_date: row.createdAt.toISOString(),
     })
   }
@@ -49,7 +49,7 @@ export class UploadCatalog implements Configstore {
       owner: context?.subject ?? null,
       filename,
       filetype,
-      metadata: upload.metadata ?? {},
+      metadata: encodeMetadata(upload.metadata),
       size: upload.size ?? null,
       bytesReceived: 0,
       status: UploadStatus.Uploading,

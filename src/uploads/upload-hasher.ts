@@ -20,9 +20,11 @@ export class UploadHasher {
     public bytes: number
   ) {}
 
-  static async resume(state: Buffer | null, bytes: number): Promise<UploadHasher> {
+  static async resume(saved: Uint8Array | null, bytes: number): Promise<UploadHasher> {
     const [sha256, md5] = await Promise.all([createSHA256(), createMD5()])
-    if (state && bytes > 0) {
+    if (saved && bytes > 0) {
+      // pg gives a Buffer, PGlite a plain Uint8Array.
+      const state = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength)
       const shaLength = state.readUInt32BE(0)
       sha256.load(state.subarray(4, 4 + shaLength))
       md5.load(state.subarray(4 + shaLength))

@@ -58,7 +58,7 @@ export async function startTestNode(
       ...overrides,
     }
   )
-  const node = await startNode(config, pino({level: 'silent'}))
+  const node = await startNode(config, pino({level: config.logLevel}))
   return {
     ...node,
     config,

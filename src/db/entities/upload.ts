@@ -8,7 +8,7 @@ export interface UploadRecord {
   owner: string | null
   filename: string | null
   filetype: string | null
-  /** The tus Upload-Metadata pairs as the client sent them (echoed on HEAD). */
+  /** The tus Upload-Metadata pairs, values base64-encoded as on the wire (echoed on HEAD). */
   metadata: Record<string, string | null>
   /** Declared length; null while deferred (creation-defer-length). */
   size: number | null

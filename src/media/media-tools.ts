@@ -1,0 +1,89 @@
+/**
+ * Which ffmpeg and ffprobe we run, and the start-up check that they and the encoders and
+ * filters we need are there. Debian's binaries on PATH come first; the static builds shipped in
+ * @ffmpeg-installer/@ffprobe-installer are the fallback for hosts without them.
+ */
+import {execFile} from 'node:child_process'
+import {accessSync, constants} from 'node:fs'
+import {createRequire} from 'node:module'
+import path from 'node:path'
+import {promisify} from 'node:util'
+import {MediaToolsMissing} from './errors.js'
+
+const run = promisify(execFile)
+const require = createRequire(import.meta.url)
+
+export interface MediaTools {
+  ffmpegPath: string
+  ffprobePath: string
+}
+
+export const REQUIRED_ENCODERS = ['libx264', 'aac', 'mjpeg'] as const
+export const REQUIRED_FILTERS = ['scale', 'thumbnail', 'tile', 'signalstats', 'select'] as const
+
+function onPath(name: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (!dir) continue
+    const candidate = path.join(dir, name)
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return undefined
+}
+
+function bundled(pkg: string): string | undefined {
+  try {
+    return (require(pkg) as {path: string}).path
+  } catch {
+    return undefined
+  }
+}
+
+/** PATH first, then the npm-shipped build; `searchPath` is passed in so nothing reads process.env here. */
+export function locateMediaTools(searchPath: string): MediaTools {
+  const ffmpegPath = onPath('ffmpeg', searchPath) ?? bundled('@ffmpeg-installer/ffmpeg')
+  const ffprobePath = onPath('ffprobe', searchPath) ?? bundled('@ffprobe-installer/ffprobe')
+  const missing = [
+    ...(ffmpegPath ? [] : ['ffmpeg (not on PATH, and @ffmpeg-installer/ffmpeg has no binary for this platform)']),
+    ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform)']),
+  ]
+  if (missing.length > 0) throw new MediaToolsMissing(missing)
+  return {ffmpegPath: ffmpegPath!, ffprobePath: ffprobePath!}
+}
+
+/** Names in the first column after the flags in `ffmpeg -encoders` / `-filters` listings. */
+function listedNames(listing: string): Set<string> {
+  const names = new Set<string>()
+  for (const line of listing.split('\n')) {
+    const match = /^\s*[A-Z.|]{3,8}\s+(\S+)\s/.exec(line)
+    if (match) names.add(match[1]!)
+  }
+  return names
+}
+
+/** Runs each tool once and lists everything we need that is not there; throws MediaToolsMissing. */
+export async function checkMediaTools(tools: MediaTools): Promise<{ffmpegVersion: string; ffprobeVersion: string}> {
+  const missing: string[] = []
+  const version = async (binary: string, label: string) => {
+    try {
+      const {stdout} = await run(binary, ['-hide_banner', '-version'], {timeout: 10_000})
+      return stdout.split('\n')[0] ?? ''
+    } catch (error) {
+      missing.push(`${label} at ${binary} does not run (${(error as Error).message.split('\n')[0]})`)
+      return ''
+    }
+  }
+  const ffmpegVersion = await version(tools.ffmpegPath, 'ffmpeg')
+  const ffprobeVersion = await version(tools.ffprobePath, 'ffprobe')
+  if (ffmpegVersion) {
+    const [encoders, filters] = await Promise.all(
+      ['-encoders', '-filters'].map(async (flag) => listedNames((await run(tools.ffmpegPath, ['-hide_banner', flag], {timeout: 10_000})).stdout))
+    )
+    for (const name of REQUIRED_ENCODERS) if (!encoders!.has(name)) missing.push(`ffmpeg encoder ${name} (ffmpeg at ${tools.ffmpegPath} was built without it)`)
+    for (const name of REQUIRED_FILTERS) if (!filters!.has(name)) missing.push(`ffmpeg filter ${name} (ffmpeg at ${tools.ffmpegPath} was built without it)`)
+  }
+  if (missing.length > 0) throw new MediaToolsMissing(missing)
+  return {ffmpegVersion, ffprobeVersion}
+}
