@@ -75,12 +75,15 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     (closing ??= (async () => {
       log.info('shutting down: no new connections, waiting for requests in flight')
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Connections that finish their request go idle: close them as they do.
+      const reaper = setInterval(() => server.closeIdleConnections(), 100)
       server.closeIdleConnections()
       const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeout).unref())
       if ((await Promise.race([Promise.all(inFlight).then(() => 'done' as const), deadline])) === 'timeout') {
         log.warn({requests: inFlight.size}, 'shutdown timeout: closing the remaining connections')
-        server.closeAllConnections()
       }
+      clearInterval(reaper)
+      server.closeAllConnections()
       await stopped
       await sweeper.stop()
       // Cut requests still record how far they got: give their handlers a moment to finish.

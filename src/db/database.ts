@@ -8,11 +8,13 @@ import path from 'node:path'
 import {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {embeddedPostgresDriver} from './embedded-driver.js'
+import {JobAttemptEntity} from './entities/job-attempt.js'
+import {JobEntity} from './entities/job.js'
 import {OutboxEventEntity} from './entities/outbox-event.js'
 import {UploadEntity} from './entities/upload.js'
 import {migrations} from './migrations/index.js'
 
-export const entities = [UploadEntity, OutboxEventEntity]
+export const entities = [UploadEntity, OutboxEventEntity, JobEntity, JobAttemptEntity]
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 

@@ -1,4 +1,5 @@
 import {CreateUploads1732540000000} from './1732540000000-create-uploads.js'
+import {CreateJobs1732600000000} from './1732600000000-create-jobs.js'
 
 /** Every migration, in order. A new one is added here and nowhere else. */
-export const migrations = [CreateUploads1732540000000]
+export const migrations = [CreateUploads1732540000000, CreateJobs1732600000000]

@@ -1,0 +1,52 @@
+/**
+ * The broker port. Two adapters: RabbitMQ (amqp-broker.ts) for separate processes and machines,
+ * and an in-process one (memory-broker.ts) for the embedded default. Both give the runner the
+ * same semantics: at-least-once delivery, a prefetch per consumer, retries through delays that
+ * grow, a delivery limit, and a dead-letter queue per kind.
+ */
+import type {JobKind} from './job-kinds.js'
+import type {JobMessage} from './messages.js'
+
+/** One message handed to a consumer. Exactly one of the four settles it. */
+export interface Delivery {
+  readonly body: Buffer
+  /** 1 for a first delivery; more after crashes or hand-backs (not after retries: those are new messages). */
+  readonly deliveryCount: number
+  ack(): Promise<void>
+  /** Schedules the message again after the backoff for this failed attempt (1-based), then acks. */
+  retry(attempt: number, reason: string): Promise<void>
+  /** Moves the message to the kind's dead-letter queue with the reason, then acks. */
+  deadLetter(reason: string): Promise<void>
+  /** Hands the message back at once (shutdown, or the database is unreachable). */
+  requeue(): Promise<void>
+}
+
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>
+
+export interface Subscription {
+  /** Stops taking new messages; deliveries already handed out can still be settled. */
+  cancel(): Promise<void>
+}
+
+export interface Broker {
+  readonly name: 'amqp' | 'memory'
+  start(): Promise<void>
+  /** Resolves once the broker has the event (publisher confirm); rejects with BrokerUnavailable. */
+  publishEvent(topic: string, event: object): Promise<void>
+  publishJob(job: JobMessage): Promise<void>
+  consume(kind: JobKind, prefetch: number, handler: DeliveryHandler): Promise<Subscription>
+  close(): Promise<void>
+}
+
+/** The broker cannot take messages right now (down, unreachable, connection lost); try later. */
+export class BrokerUnavailable extends Error {
+  override name = 'BrokerUnavailable'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+}
+
+export function encode(message: object): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8')
+}

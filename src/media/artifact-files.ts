@@ -1,0 +1,82 @@
+/**
+ * Artifacts on disk: where an upload's media lives, how a file becomes visible (written under
+ * a dot-name temp path, renamed into place when complete: a killed worker leaves nothing
+ * half-written that the media route would serve, since it never serves dot-names), and what
+ * each file is (content type, size, sha256).
+ */
+import {createHash, randomBytes} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {mkdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+
+export const CONTENT_TYPES: Record<string, string> = {
+  '.m3u8': 'application/vnd.apple.mpegurl',
+  '.ts': 'video/mp2t',
+  '.m4s': 'video/iso.segment',
+  '.mp4': 'video/mp4',
+  '.m4a': 'audio/mp4',
+  '.jpg': 'image/jpeg',
+  '.vtt': 'text/vtt; charset=utf-8',
+}
+
+export function contentTypeOf(file: string): string | undefined {
+  return CONTENT_TYPES[path.extname(file).toLowerCase()]
+}
+
+/** <dataDir>/media: the root every served file must be under. */
+export function mediaRoot(dataDir: string): string {
+  return path.join(dataDir, 'media')
+}
+
+export function uploadMediaDir(dataDir: string, uploadId: string): string {
+  return path.join(mediaRoot(dataDir), uploadId)
+}
+
+/** A sibling temp path for `final`, hidden (dot-name) and with the same extension (ffmpeg picks muxers by it). */
+export function tempPathFor(final: string): string {
+  return path.join(path.dirname(final), `.${path.basename(final)}.tmp-${randomBytes(4).toString('hex')}${path.extname(final)}`)
+}
+
+/** Moves a finished file or directory into place, replacing what a previous attempt left there. */
+export async function publish(temp: string, final: string): Promise<void> {
+  await rm(final, {recursive: true, force: true})
+  await rename(temp, final)
+}
+
+/** Runs `write` against a temp path and publishes it; on failure the temp path is removed. */
+export async function writeAtomically<T>(final: string, write: (temp: string) => Promise<T>): Promise<T> {
+  await mkdir(path.dirname(final), {recursive: true})
+  const temp = tempPathFor(final)
+  try {
+    const result = await write(temp)
+    await publish(temp, final)
+    return result
+  } catch (error) {
+    await rm(temp, {recursive: true, force: true})
+    throw error
+  }
+}
+
+export async function writeFileAtomically(final: string, content: string | Buffer): Promise<void> {
+  await writeAtomically(final, (temp) => writeFile(temp, content))
+}
+
+export interface ArtifactFile {
+  /** Relative to the upload's media directory, with forward slashes. */
+  path: string
+  size: number
+  sha256: string
+  contentType: string
+}
+
+export async function describeFile(uploadDir: string, relative: string): Promise<ArtifactFile> {
+  const full = path.join(uploadDir, relative)
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(full)) hash.update(chunk as Buffer)
+  return {
+    path: relative.split(path.sep).join('/'),
+    size: (await stat(full)).size,
+    sha256: hash.digest('hex'),
+    contentType: contentTypeOf(relative) ?? 'application/octet-stream',
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * probeMedia: what a file holds (duration, streams, codecs, dimensions, rotation, bitrate), and
+ * a verdict on whether we can play it. Unplayable inputs throw UnplayableMedia with a reason
+ * the uploader understands; that is permanent, no retry changes a file.
+ */
+import {open, stat} from 'node:fs/promises'
+import ffmpeg, {type FfprobeData, type FfprobeStream} from 'fluent-ffmpeg'
+import {FfmpegFailed, UnplayableMedia} from './errors.js'
+import type {MediaTools} from './media-tools.js'
+import {truncatedPercent} from './truncation.js'
+
+export interface VideoStreamInfo {
+  codec: string
+  /** As stored. */
+  width: number
+  height: number
+  /** Clockwise degrees a player turns the picture: 0, 90, 180 or 270. */
+  rotation: number
+  /** As shown, after rotation: what renditions are computed from. */
+  displayWidth: number
+  displayHeight: number
+  frameRate: number | null
+  bitrate: number | null
+}
+
+export interface AudioStreamInfo {
+  codec: string
+  channels: number
+  sampleRate: number
+  bitrate: number | null
+}
+
+export interface MediaProbe {
+  formatName: string
+  /** Seconds. */
+  duration: number
+  size: number
+  bitrate: number | null
+  video: VideoStreamInfo | null
+  audio: AudioStreamInfo | null
+  streams: {index: number; type: string; codec: string | null}[]
+}
+
+const IMAGE_FORMATS = /(^|,)(image2|\w+_pipe|gif|webp|apng)(,|$)/
+
+const num = (value: unknown): number | null => {
+  const n = typeof value === 'number' ? value : Number(value)
+  return Number.isFinite(n) && n > 0 ? n : null
+}
+
+/** Clockwise display rotation from the display matrix (counter-clockwise, negative) or the legacy rotate tag. */
+export function displayRotation(stream: FfprobeStream): number {
+  const matrix = Number((stream as {rotation?: unknown}).rotation)
+  const degrees = Number.isFinite(matrix) && matrix !== 0 ? -matrix : Number(stream.tags?.rotate ?? 0)
+  const normalized = (((Math.round(degrees / 90) * 90) % 360) + 360) % 360
+  return Number.isFinite(normalized) ? normalized : 0
+}
+
+function frameRate(rate: string | undefined): number | null {
+  const [n, d] = (rate ?? '').split('/').map(Number)
+  return n && d ? Math.round((n / d) * 1000) / 1000 : null
+}
+
+function videoInfo(stream: FfprobeStream): VideoStreamInfo {
+  const width = stream.width ?? 0
+  const height = stream.height ?? 0
+  const rotation = displayRotation(stream)
+  const sideways = rotation === 90 || rotation === 270
+  return {
+    codec: stream.codec_name ?? 'unknown',
+    width,
+    height,
+    rotation,
+    displayWidth: sideways ? height : width,
+    displayHeight: sideways ? width : height,
+    frameRate: frameRate(stream.avg_frame_rate) ?? frameRate(stream.r_frame_rate),
+    bitrate: num(stream.bit_rate),
+  }
+}
+
+/** A short description of a file ffprobe cannot read, from its first bytes. */
+async function describeUnreadable(file: string): Promise<string> {
+  const handle = await open(file, 'r')
+  try {
+    const head = Buffer.alloc(512)
+    const {bytesRead} = await handle.read(head, 0, head.length, 0)
+    const sample = head.subarray(0, bytesRead)
+    const printable = sample.filter((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 0xc0).length
+    if (bytesRead > 0 && printable / bytesRead > 0.95) return 'file is not a video (it contains text)'
+    return 'file is not a video (its format is not one we recognise)'
+  } finally {
+    await handle.close()
+  }
+}
+
+function ffprobe(tools: MediaTools, file: string): Promise<FfprobeData> {
+  return new Promise((resolve, reject) => {
+    ffmpeg(file)
+      .setFfprobePath(tools.ffprobePath)
+      .ffprobe((error: Error | null, data: FfprobeData) => (error ? reject(error) : resolve(data)))
+  })
+}
+
+export async function probeMedia(tools: MediaTools, file: string): Promise<MediaProbe> {
+  const {size} = await stat(file)
+  if (size === 0) throw new UnplayableMedia('file is empty')
+  const truncatedAt = await truncatedPercent(file, size)
+  if (truncatedAt !== undefined) throw new UnplayableMedia(`file is truncated at ${truncatedAt}%`)
+
+  let data: FfprobeData
+  try {
+    data = await ffprobe(tools, file)
+  } catch (error) {
+    const [first, ...rest] = (error as Error).message.split('\n')
+    const commandLine = `${tools.ffprobePath} -show_streams -show_format ${file}`
+    if (/exited with code/.test(first ?? '')) throw new UnplayableMedia(await describeUnreadable(file), {commandLine, stderr: rest.join('\n')})
+    throw new FfmpegFailed(`ffprobe failed: ${first}`, commandLine, rest.join('\n'))
+  }
+  return judge(data, size)
+}
+
+/** From ffprobe's answer to a MediaProbe, or the reason it cannot be played. */
+export function judge(data: FfprobeData, size: number): MediaProbe {
+  const formatName = data.format.format_name ?? 'unknown'
+  const streams = data.streams.map((s) => ({index: s.index, type: s.codec_type ?? 'unknown', codec: s.codec_name ?? null}))
+  const videoStream = data.streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic)
+  const audioStream = data.streams.find((s) => s.codec_type === 'audio')
+  if (IMAGE_FORMATS.test(formatName)) {
+    throw new UnplayableMedia(`file is not a video (it is a ${(videoStream?.codec_name ?? formatName).toUpperCase()} image)`)
+  }
+  if (!videoStream && !audioStream) throw new UnplayableMedia('no video stream found')
+  if (videoStream && (!videoStream.codec_name || !videoStream.width || !videoStream.height)) {
+    throw new UnplayableMedia('the video stream uses a codec we cannot decode')
+  }
+  const duration = num(data.format.duration) ?? num(videoStream?.duration) ?? num(audioStream?.duration)
+  if (duration === null) throw new UnplayableMedia('file has no duration; it may be damaged')
+  return {
+    formatName,
+    duration,
+    size,
+    bitrate: num(data.format.bit_rate),
+    video: videoStream ? videoInfo(videoStream) : null,
+    audio: audioStream
+      ? {codec: audioStream.codec_name ?? 'unknown', channels: audioStream.channels ?? 0, sampleRate: Number(audioStream.sample_rate ?? 0), bitrate: num(audioStream.bit_rate)}
+      : null,
+    streams,
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Transcoding: the MP4 for download (H.264/AAC, +faststart) and the HLS ladder with its master
+ * playlist. One ffmpeg run per rendition, lowest first, so the upload can be played as soon as
+ * the first one is published (onRendition); the top HLS rendition is cut from the MP4 by
+ * stream copy instead of a second encode of the largest picture.
+ */
+import {mkdir, readdir} from 'node:fs/promises'
+import path from 'node:path'
+import ffmpeg from 'fluent-ffmpeg'
+import {writeAtomically, writeFileAtomically} from './artifact-files.js'
+import {runFfmpeg} from './ffmpeg-run.js'
+import type {MediaTools} from './media-tools.js'
+import type {MediaProbe} from './probe.js'
+import type {Rendition, TranscodePlan} from './rendition-ladder.js'
+
+export const HLS_SEGMENT_SECONDS = 4
+/** Keyframes on a fixed clock so every rendition cuts its segments at the same times. */
+const KEYFRAME_SECONDS = 2
+
+export interface TranscodeOptions {
+  tools: MediaTools
+  source: string
+  probe: MediaProbe
+  plan: TranscodePlan
+  /** The upload's media directory; outputs go under it. */
+  outDir: string
+  preset: string
+  timeoutMs: number
+  signal?: AbortSignal
+  /** Whole-job percent, 0..100, never going back. */
+  onProgress?: (percent: number) => void
+  /** A rendition's files are in place and listed in the master playlist: the upload is playable. */
+  onRendition?: (done: PublishedRendition) => Promise<void>
+}
+
+export interface PublishedRendition {
+  name: string
+  /** Paths relative to outDir of everything this step published (playlist, segments, master, MP4). */
+  files: string[]
+}
+
+export const MP4_NAME = {video: 'video.mp4', audio: 'audio.m4a'}
+export const MASTER_PLAYLIST = 'hls/master.m3u8'
+
+const kbps = (bitrate: string) => Number.parseInt(bitrate, 10)
+
+function videoArgs(r: Rendition, preset: string): string[] {
+  const rate = kbps(r.videoBitrate)
+  return [
+    '-map', '0:v:0', '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+    '-vf', `scale=${r.width}:${r.height}`,
+    '-b:v', `${rate}k`, '-maxrate', `${Math.round(rate * 1.1)}k`, '-bufsize', `${rate * 2}k`,
+    '-force_key_frames', `expr:gte(t,n_forced*${KEYFRAME_SECONDS})`, '-sc_threshold', '0',
+  ]
+}
+
+const audioArgs = (bitrate: string) => ['-map', '0:a:0', '-c:a', 'aac', '-b:a', bitrate, '-ac', '2']
+
+const hlsArgs = (segment: string) => [
+  '-f', 'hls', '-hls_time', String(HLS_SEGMENT_SECONDS), '-hls_playlist_type', 'vod',
+  '-hls_flags', 'independent_segments', '-hls_segment_type', 'mpegts', '-hls_segment_filename', segment,
+]
+
+/** The EXT-X-STREAM-INF attributes of one variant. */
+function variantLine(r: Rendition | null, audioBitrate: string, withAudio: boolean): string {
+  const bandwidth = ((r ? kbps(r.videoBitrate) * 1.1 : 0) + (withAudio ? kbps(audioBitrate) : 0)) * 1000
+  const codecs = [...(r ? ['avc1.640028'] : []), ...(withAudio ? ['mp4a.40.2'] : [])].join(',')
+  const resolution = r ? `,RESOLUTION=${r.width}x${r.height}` : ''
+  return `#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(bandwidth)}${resolution},CODECS="${codecs}"`
+}
+
+export function masterPlaylist(plan: TranscodePlan, published: ReadonlySet<string>): string {
+  const lines = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-INDEPENDENT-SEGMENTS']
+  if (plan.kind === 'audio') lines.push(variantLine(null, plan.audioBitrate, true), 'audio/index.m3u8')
+  else
+    for (const r of plan.renditions.filter((r) => published.has(r.name))) {
+      lines.push(variantLine(r, r.audioBitrate, plan.withAudio), `${r.name}/index.m3u8`)
+    }
+  return `${lines.join('\n')}\n`
+}
+
+const runOptions = (o: TranscodeOptions, onProgress: (p: number) => void) => ({
+  outputDuration: o.probe.duration,
+  timeoutMs: o.timeoutMs,
+  onProgress,
+  ...(o.signal ? {signal: o.signal} : {}),
+})
+
+/** Encodes (or, with `copyFrom`, cuts) one HLS rendition into hls/<name>/, published as a whole directory. */
+async function hlsRendition(o: TranscodeOptions, name: string, args: string[], input: string, onProgress: (p: number) => void): Promise<string[]> {
+  const final = path.join(o.outDir, 'hls', name)
+  await writeAtomically(final, async (temp) => {
+    await mkdir(temp, {recursive: true})
+    const command = ffmpeg({source: input, cwd: temp, stdoutLines: 20})
+      .outputOptions([...args, ...hlsArgs('seg_%04d.ts')])
+      .output('index.m3u8')
+    await runFfmpeg(o.tools, command, runOptions(o, onProgress))
+  })
+  return (await readdir(final)).sort().map((file) => `hls/${name}/${file}`)
+}
+
+async function mp4(o: TranscodeOptions, name: string, args: string[], onProgress: (p: number) => void): Promise<void> {
+  await writeAtomically(path.join(o.outDir, name), async (temp) => {
+    const command = ffmpeg({source: o.source, stdoutLines: 20})
+      .outputOptions([...args, '-movflags', '+faststart', '-f', 'mp4'])
+      .output(temp)
+    await runFfmpeg(o.tools, command, runOptions(o, onProgress))
+  })
+}
+
+/** Splits the job's progress over its runs by how many pixels each encodes. */
+function progressTracker(weights: number[], report?: (percent: number) => void) {
+  const total = weights.reduce((a, b) => a + b, 0)
+  let doneWeight = 0
+  let best = -1
+  const emit = (percent: number) => {
+    const clamped = Math.min(100, Math.max(0, Math.floor(percent)))
+    if (clamped > best) {
+      best = clamped
+      report?.(clamped)
+    }
+  }
+  return {
+    step(index: number) {
+      const weight = weights[index]!
+      return {
+        progress: (percent: number) => emit(((doneWeight + (weight * percent) / 100) / total) * 100),
+        done: () => {
+          doneWeight += weight
+          emit((doneWeight / total) * 100)
+        },
+      }
+    },
+  }
+}
+
+export async function transcodeMedia(o: TranscodeOptions): Promise<void> {
+  await mkdir(path.join(o.outDir, 'hls'), {recursive: true})
+  const published = new Set<string>()
+  const announce = async (name: string, files: string[]) => {
+    published.add(name)
+    await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
+    await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
+  }
+
+  if (o.plan.kind === 'audio') {
+    const tracker = progressTracker([1, 1], o.onProgress)
+    const args = audioArgs(o.plan.audioBitrate).concat(['-vn'])
+    const hls = tracker.step(0)
+    const files = await hlsRendition(o, 'audio', args, o.source, hls.progress)
+    hls.done()
+    await announce('audio', files)
+    const file = tracker.step(1)
+    await mp4(o, MP4_NAME.audio, args, file.progress)
+    file.done()
+    await o.onRendition?.({name: 'download', files: [MP4_NAME.audio]})
+    return
+  }
+
+  const {renditions, withAudio} = o.plan
+  const top = renditions[0]!
+  // Lowest first (fastest to playable); the top one is the MP4, then a copy of it into HLS.
+  const order = [...renditions].reverse()
+  const weights = order.map((r) => r.width * r.height * (r === top ? 1.05 : 1))
+  const tracker = progressTracker(weights, o.onProgress)
+  for (const [index, r] of order.entries()) {
+    const step = tracker.step(index)
+    const audio = withAudio ? audioArgs(r.audioBitrate) : ['-an']
+    let files: string[]
+    if (r === top) {
+      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset), ...audio], (p) => step.progress(p * 0.95))
+      files = [MP4_NAME.video, ...(await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05)))]
+    } else {
+      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset), ...audio], o.source, step.progress)
+    }
+    step.done()
+    await announce(r.name, files)
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * A node in its own process (for tests that kill it, restart it, signal it or measure its
+ * memory). Started from the TypeScript sources with tsx; ready when /healthz answers.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {once} from 'node:events'
+import {readFile} from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const {port} = server.address() as net.AddressInfo
+  server.close()
+  return port
+}
+
+export interface NodeProcess {
+  url: string
+  child: ChildProcess
+  output(): string
+  /** Peak resident memory so far (VmHWM), in bytes. */
+  peakRss(): Promise<number>
+  kill(signal?: NodeJS.Signals): Promise<number | null>
+  /** Waits for the process to exit on its own; its exit code. */
+  exited(): Promise<number | null>
+}
+
+export async function spawnNode(env: Record<string, string>, port?: number): Promise<NodeProcess> {
+  port ??= await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+    cwd: root,
+    env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+  const exited = once(child, 'exit')
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`node exited with ${child.exitCode} before it was ready:\n${output}`)
+    try {
+      const res = await fetch(`${url}/healthz`)
+      if (res.ok) break
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`node did not become ready in 30 s:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url,
+    child,
+    output: () => output,
+    async peakRss() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8')
+      return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024
+    },
+    async exited() {
+      const [code] = (await exited) as [number | null]
+      return code
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      const [code] = (await exited) as [number | null]
+      return code
+    },
+  }
+}
