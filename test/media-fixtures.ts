@@ -62,7 +62,14 @@ export async function makeFixtures(which: Partial<Record<Exclude<keyof Fixtures,
   if (want('landscape1080'))
     jobs.push(ffmpeg([...lavfi('testsrc2=size=1920x1080:rate=25:duration=2'), ...lavfi('sine=frequency=440:duration=2'), ...X264, ...AAC, '-shortest', f.landscape1080]))
   if (want('portraitRotated'))
-    jobs.push(ffmpeg([...lavfi('testsrc2=size=640x360:rate=25:duration=2'), ...lavfi('sine=frequency=660:duration=2'), ...X264, ...AAC, '-shortest', '-metadata:s:v:0', 'rotate=90', f.portraitRotated]))
+    jobs.push(
+      (async () => {
+        // ffmpeg 5 keeps the rotate tag as a display matrix only when stream-copying.
+        const upright = file('portrait-upright.mp4')
+        await ffmpeg([...lavfi('testsrc2=size=640x360:rate=25:duration=2'), ...lavfi('sine=frequency=660:duration=2'), ...X264, ...AAC, '-shortest', upright])
+        await ffmpeg(['-i', upright, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', f.portraitRotated])
+      })()
+    )
   if (want('oddSize')) jobs.push(ffmpeg([...lavfi('testsrc2=size=639x359:rate=25:duration=2'), ...X264, '-pix_fmt', 'yuv444p', f.oddSize]))
   if (want('threeSecondsBlackStart'))
     jobs.push(

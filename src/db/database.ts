@@ -8,13 +8,15 @@ import path from 'node:path'
 import {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {embeddedPostgresDriver} from './embedded-driver.js'
+import {ArtifactEntity} from './entities/artifact.js'
 import {JobAttemptEntity} from './entities/job-attempt.js'
 import {JobEntity} from './entities/job.js'
 import {OutboxEventEntity} from './entities/outbox-event.js'
 import {UploadEntity} from './entities/upload.js'
+import {UploadMediaEntity} from './entities/upload-media.js'
 import {migrations} from './migrations/index.js'
 
-export const entities = [UploadEntity, OutboxEventEntity, JobEntity, JobAttemptEntity]
+export const entities = [UploadEntity, OutboxEventEntity, JobEntity, JobAttemptEntity, ArtifactEntity, UploadMediaEntity]
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 

@@ -1,5 +1,6 @@
 import {CreateUploads1732540000000} from './1732540000000-create-uploads.js'
 import {CreateJobs1732600000000} from './1732600000000-create-jobs.js'
+import {CreateArtifacts1732700000000} from './1732700000000-create-artifacts.js'
 
 /** Every migration, in order. A new one is added here and nowhere else. */
-export const migrations = [CreateUploads1732540000000, CreateJobs1732600000000]
+export const migrations = [CreateUploads1732540000000, CreateJobs1732600000000, CreateArtifacts1732700000000]
