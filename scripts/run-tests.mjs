@@ -36,6 +36,10 @@ if (files.length === 0) {
   process.exit(1)
 }
 
+// Process-level tests (memory, signals) run the compiled node, as production does.
+const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {stdio: 'inherit'})
+if (build.status !== 0) process.exit(build.status ?? 1)
+
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],

@@ -1,9 +1,10 @@
 /**
  * A node in its own process (for tests that kill it, restart it, signal it or measure its
- * memory). Started from the TypeScript sources with tsx; ready when /healthz answers.
+ * memory); ready when /healthz answers.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
+import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
@@ -30,9 +31,15 @@ export interface NodeProcess {
   exited(): Promise<number | null>
 }
 
+/**
+ * Runs the compiled node (dist/, built by `npm test` before the tests), as production does:
+ * memory figures then mean what they mean in production, without a TypeScript loader.
+ */
 export async function spawnNode(env: Record<string, string>, port?: number): Promise<NodeProcess> {
   port ??= await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+  const main = path.join(root, 'dist/src/main.js')
+  if (!existsSync(main)) throw new Error('dist/src/main.js is missing: run `npm run build` (npm test does it first)')
+  const child = spawn(process.execPath, [main], {
     cwd: root,
     env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
