@@ -8,11 +8,15 @@ import type {AddressInfo} from 'node:net'
 import path from 'node:path'
 import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
+import {consumerRegistry} from '../consumers/index.js'
 import type {Config} from './config/index.js'
 import {openDatabase} from './db/database.js'
 import {createAuthenticator} from './http/auth.js'
 import {createApp} from './http/app.js'
 import {createTusServer} from './http/tus.js'
+import type {JobKind} from './jobs/job-kinds.js'
+import {startPipeline, type Pipeline} from './jobs/pipeline.js'
+import type {JobRegistry} from './jobs/registry.js'
 import {UploadCompletion} from './uploads/completion.js'
 import {UploadRepository} from './uploads/upload-repository.js'
 import {UploadStore} from './uploads/upload-store.js'
@@ -24,11 +28,19 @@ export interface RunningNode {
   uploads: UploadRepository
   store: UploadStore
   sweeper: UploadSweeper
+  pipeline: Pipeline
   /** Stops accepting, lets in-flight requests end (up to shutdownTimeout), closes the database. */
   close(): Promise<void>
 }
 
-export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+export interface NodeOptions {
+  /** Job handlers (default: the ones consumers/ registers). */
+  registry?: JobRegistry
+  /** Kinds this node consumes (default: all with the in-process broker, none with RabbitMQ). */
+  kinds?: readonly JobKind[]
+}
+
+export async function startNode(config: Config, log: Logger, options: NodeOptions = {}): Promise<RunningNode> {
   const storageDir = path.join(config.dataDir, 'uploads')
   await mkdir(storageDir, {recursive: true})
   const db = await openDatabase(config)
@@ -68,6 +80,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const sweeper = new UploadSweeper(store, completion, log, config.expirySweepInterval)
   await sweeper.sweep()
   sweeper.start()
+  const registry = options.registry ?? consumerRegistry({config, db, log, uploads})
+  const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
   log.info({url, nodeId: config.nodeId, dataDir: config.dataDir, database: config.databaseUrl ? 'postgresql' : 'embedded'}, 'upload node listening')
 
   let closing: Promise<void> | undefined
@@ -88,9 +102,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await sweeper.stop()
       // Cut requests still record how far they got: give their handlers a moment to finish.
       await new Promise((resolve) => setTimeout(resolve, 50))
+      await pipeline.close(config.shutdownTimeout)
       await db.destroy()
       log.info('shut down')
     })())
 
-  return {url, db, uploads, store, sweeper, close}
+  return {url, db, uploads, store, sweeper, pipeline, close}
 }

@@ -9,6 +9,8 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import ms from 'ms'
 import {z} from 'zod'
+import {JOB_KINDS} from '../jobs/job-kinds.js'
+import {TOPOLOGY_PREFIX} from '../jobs/topology.js'
 
 const UNITS: Record<string, number> = {b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40}
 
@@ -97,6 +99,20 @@ export const configSchema = z.object({
   authAudience: optionalString,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
+  /** RabbitMQ; unset runs the in-process broker (embedded default: one process does everything). */
+  amqpUrl: url(['amqp:', 'amqps:']),
+  /** Every exchange and queue name starts with this (tests and deployments sharing a broker differ). */
+  queuePrefix: z.string().regex(TOPOLOGY_PREFIX),
+  /** Per-kind prefetch, e.g. {"transcode":1}; kinds left out use the registry's default. */
+  jobPrefetch: z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.partialRecord(z.enum(JOB_KINDS), z.number().int().min(1).max(256))),
+  /** Attempts before a job is dead, for every kind; unset uses each kind's own (jobs/registry.ts). */
+  jobMaxAttempts: z.coerce.number().int().min(1).max(50).optional(),
+  /** Delay before the first retry; each later one doubles. */
+  jobRetryDelay: duration,
+  /** Deliveries of one message (crashes included) before the broker dead-letters it. */
+  jobDeliveryLimit: z.coerce.number().int().min(1).max(1000),
+  /** How often the outbox relay looks for events when nothing woke it. */
+  outboxPollInterval: duration,
   /** HLS ladder, highest first; never upscaled (see media/rendition-ladder.ts). */
   renditions: jsonArray(rendition),
   /** x264 preset: veryfast in production, ultrafast in tests and benchmarks. */
@@ -130,6 +146,13 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authAudience: 'AUTH_AUDIENCE',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+  amqpUrl: 'AMQP_URL',
+  queuePrefix: 'QUEUE_PREFIX',
+  jobPrefetch: 'JOB_PREFETCH',
+  jobMaxAttempts: 'JOB_MAX_ATTEMPTS',
+  jobRetryDelay: 'JOB_RETRY_DELAY',
+  jobDeliveryLimit: 'JOB_DELIVERY_LIMIT',
+  outboxPollInterval: 'OUTBOX_POLL_INTERVAL',
   renditions: 'MEDIA_RENDITIONS',
   x264Preset: 'MEDIA_X264_PRESET',
   ffmpegTimeout: 'FFMPEG_TIMEOUT',

@@ -8,6 +8,7 @@ import type {Logger} from 'pino'
 import type {Server as TusServer} from '@tus/server'
 import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
+import {JobRepository} from '../jobs/job-repository.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
@@ -32,7 +33,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const app = new Koa<AppState>()
   app.proxy = deps.config.trustProxy
   const health = healthRoutes(deps.db, deps.storageDir)
-  const uploads = uploadRoutes(deps.uploads)
+  const uploads = uploadRoutes(deps.uploads, new JobRepository(deps.db))
   const origins = allowedOrigins(deps.config)
 
   app.use(requestContext(deps.log))

@@ -6,6 +6,7 @@ import Router from '@koa/router'
 import {z} from 'zod'
 import type {UploadRecord} from '../../db/entities/upload.js'
 import {BadRequest, NotFound} from '../../errors.js'
+import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context.js'
@@ -30,6 +31,27 @@ export function uploadView(row: UploadRecord) {
   }
 }
 
+export function jobView(job: JobWithHistory) {
+  return {
+    kind: job.kind,
+    status: job.status,
+    attempts: job.attempts,
+    progress: job.progress,
+    lastError: job.lastError,
+    worker: job.workerNode,
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+    history: job.history.map((a) => ({
+      attempt: a.attempt,
+      worker: a.workerNode,
+      outcome: a.outcome,
+      error: a.error,
+      startedAt: a.startedAt.toISOString(),
+      finishedAt: a.finishedAt?.toISOString() ?? null,
+    })),
+  }
+}
+
 const listQuery = z.object({
   status: z.enum(UPLOAD_STATUSES as [string, ...string[]]).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -51,7 +73,7 @@ function decodeCursor(cursor: string): {createdAt: Date; id: string} {
   }
 }
 
-export function uploadRoutes(uploads: UploadRepository): Router<AppState> {
+export function uploadRoutes(uploads: UploadRepository, jobs: JobRepository): Router<AppState> {
   const router = new Router<AppState>({prefix: '/api/uploads'})
 
   router.get('/', async (ctx) => {
@@ -78,7 +100,7 @@ export function uploadRoutes(uploads: UploadRepository): Router<AppState> {
     const row = await uploads.findById(ctx.params.id!)
     if (!row || row.owner !== ctx.state.context.subject) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
     ctx.set('Cache-Control', 'no-store')
-    ctx.body = uploadView(row)
+    ctx.body = {...uploadView(row), jobs: (await jobs.forUpload(row.id)).map(jobView)}
   })
 
   return router

@@ -1,0 +1,176 @@
+/**
+ * Every query on the jobs and job_attempts tables. Each state change is one transaction that
+ * also writes a `job.<status>` event to the outbox, so observers hear of exactly the changes
+ * that committed.
+ */
+import type {DataSource, EntityManager} from 'typeorm'
+import type {AttemptOutcome, JobAttemptRecord} from '../db/entities/job-attempt.js'
+import {JobAttemptEntity} from '../db/entities/job-attempt.js'
+import {JobEntity, type JobRecord} from '../db/entities/job.js'
+import type {JobKind} from './job-kinds.js'
+import {isFinished, JobStatus, PENDING_STATUSES} from './job-status.js'
+import {SCHEMA_VERSION, type JobChanged} from './messages.js'
+
+export interface StartedJob {
+  job: JobRecord
+  /** True when the job had already finished: the message is a duplicate and is only acked. */
+  finished: boolean
+}
+
+export interface JobWithHistory extends JobRecord {
+  history: JobAttemptRecord[]
+}
+
+type Row = Record<string, unknown>
+
+async function run(tx: EntityManager, sql: string, params: unknown[] = []): Promise<{rows: Row[]; count: number}> {
+  const result = await tx.queryRunner!.query(sql, params, true)
+  return {rows: (result.records ?? []) as Row[], count: result.affected ?? 0}
+}
+
+const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)))
+
+function toJob(row: Row): JobRecord {
+  return {
+    id: Number(row.id),
+    uploadId: String(row.upload_id),
+    kind: row.kind as JobKind,
+    status: row.status as JobRecord['status'],
+    attempts: Number(row.attempts),
+    lastError: (row.last_error as string | null) ?? null,
+    progress: Number(row.progress),
+    workerNode: (row.worker_node as string | null) ?? null,
+    createdAt: date(row.created_at)!,
+    updatedAt: date(row.updated_at)!,
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+  }
+}
+
+export class JobRepository {
+  constructor(private readonly db: DataSource) {}
+
+  /** Records that jobs are owed for an upload; existing rows are left as they are. */
+  async enqueue(tx: EntityManager, uploadId: string, kinds: readonly JobKind[]): Promise<void> {
+    if (kinds.length === 0) return
+    await run(
+      tx,
+      `INSERT INTO jobs (upload_id, kind, status) SELECT $1, k, 'queued' FROM unnest($2::text[]) AS k ON CONFLICT (upload_id, kind) DO NOTHING`,
+      [uploadId, kinds]
+    )
+  }
+
+  /**
+   * Starts an attempt: the job becomes running on this node, with one more attempt and a new
+   * history row. An attempt left open by a worker that died is closed as abandoned.
+   */
+  begin(uploadId: string, kind: JobKind, workerNode: string): Promise<StartedJob> {
+    return this.db.transaction(async (tx) => {
+      await this.enqueue(tx, uploadId, [kind])
+      const {rows} = await run(tx, `SELECT * FROM jobs WHERE upload_id = $1 AND kind = $2 FOR UPDATE`, [uploadId, kind])
+      const current = toJob(rows[0]!)
+      if (isFinished(current.status)) return {job: current, finished: true}
+      if (current.status === JobStatus.Running) {
+        await run(tx, `UPDATE job_attempts SET outcome = 'abandoned', finished_at = now(), error = 'its worker stopped without finishing' WHERE job_id = $1 AND finished_at IS NULL`, [current.id])
+      }
+      const updated = await run(
+        tx,
+        `UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_node = $2, progress = 0,
+           started_at = now(), finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+        [current.id, workerNode]
+      )
+      const job = toJob(updated.rows[0]!)
+      await run(tx, `INSERT INTO job_attempts (job_id, attempt, worker_node) VALUES ($1, $2, $3)`, [job.id, job.attempts, workerNode])
+      await this.announce(tx, job, null)
+      return {job, finished: false}
+    })
+  }
+
+  /**
+   * Ends the attempt `job.attempts` with a status. Returns false when this attempt no longer
+   * owns the job (another worker took it over): nothing is written then.
+   */
+  finish(job: JobRecord, status: typeof JobStatus.Succeeded | typeof JobStatus.Failed | typeof JobStatus.Dead, error: string | null): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const final = status !== JobStatus.Failed
+      const updated = await run(
+        tx,
+        `UPDATE jobs SET status = $3, last_error = $4, updated_at = now(),
+           progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
+           finished_at = CASE WHEN $5 THEN now() ELSE NULL END
+         WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING *`,
+        [job.id, job.attempts, status, error, final]
+      )
+      if (updated.count === 0) return false
+      await this.closeAttempt(tx, job, status, error)
+      await this.announce(tx, toJob(updated.rows[0]!), error)
+      return true
+    })
+  }
+
+  /** The worker is shutting down before this attempt ended: the job waits for another. */
+  handBack(job: JobRecord): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const updated = await run(
+        tx,
+        `UPDATE jobs SET status = 'queued', worker_node = NULL, updated_at = now() WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING *`,
+        [job.id, job.attempts]
+      )
+      if (updated.count === 0) return false
+      await this.closeAttempt(tx, job, 'handed_back', 'its worker shut down; handed back to the queue')
+      await this.announce(tx, toJob(updated.rows[0]!), null)
+      return true
+    })
+  }
+
+  async reportProgress(job: JobRecord, percent: number): Promise<void> {
+    const value = Math.max(0, Math.min(100, Math.round(percent)))
+    await this.db.query(`UPDATE jobs SET progress = $3, updated_at = now() WHERE id = $1 AND attempts = $2 AND status = 'running'`, [job.id, job.attempts, value])
+  }
+
+  async forUpload(uploadId: string): Promise<JobWithHistory[]> {
+    const jobs = await this.db.getRepository(JobEntity).find({where: {uploadId}, order: {id: 'ASC'}})
+    if (jobs.length === 0) return []
+    const attempts = await this.db
+      .getRepository(JobAttemptEntity)
+      .createQueryBuilder('a')
+      .where('a.job_id IN (:...ids)', {ids: jobs.map((j) => j.id)})
+      .orderBy('a.attempt', 'ASC')
+      .getMany()
+    return jobs.map((job) => ({...job, history: attempts.filter((a) => a.jobId === job.id)}))
+  }
+
+  find(uploadId: string, kind: JobKind): Promise<JobRecord | null> {
+    return this.db.getRepository(JobEntity).findOneBy({uploadId, kind})
+  }
+
+  /** Work still owed, oldest first: what the in-process broker queues again after a restart. */
+  async pending(limit = 10_000): Promise<JobRecord[]> {
+    const rows = (await this.db.query(`SELECT * FROM jobs WHERE status = ANY($1::text[]) ORDER BY id LIMIT $2`, [PENDING_STATUSES, limit])) as Row[]
+    return rows.map(toJob)
+  }
+
+  private async closeAttempt(tx: EntityManager, job: JobRecord, outcome: AttemptOutcome, error: string | null): Promise<void> {
+    await run(tx, `UPDATE job_attempts SET outcome = $3, error = $4, finished_at = now() WHERE job_id = $1 AND attempt = $2`, [job.id, job.attempts, outcome, error])
+  }
+
+  private async announce(tx: EntityManager, job: JobRecord, error: string | null): Promise<void> {
+    const event: JobChanged = {
+      schemaVersion: SCHEMA_VERSION,
+      type: 'job.changed',
+      jobId: job.id,
+      uploadId: job.uploadId,
+      kind: job.kind,
+      status: job.status,
+      attempt: job.attempts,
+      error,
+      at: new Date().toISOString(),
+    }
+    // upload_id refers to uploads: null when the upload has vanished.
+    await run(
+      tx,
+      `INSERT INTO outbox (topic, upload_id, payload, created_at, attempts) VALUES ($1, (SELECT id FROM uploads WHERE id = $2), $3::jsonb, now(), 0)`,
+      [`job.${job.status}`, job.uploadId, JSON.stringify(event)]
+    )
+  }
+}

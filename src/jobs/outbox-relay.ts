@@ -1,0 +1,160 @@
+/**
+ * The outbox relay: publishes outbox rows (events written in the same transaction as the change
+ * they announce) and the jobs they start, then marks them sent, only after the broker confirmed.
+ * Rows are claimed with FOR UPDATE SKIP LOCKED, so relays on several nodes share the work
+ * without publishing a row twice in the normal case; a crash between confirm and commit
+ * publishes it again, which idempotent consumers absorb. While the broker is down, the relay
+ * backs off (doubling up to a cap) and the rows simply wait.
+ */
+import pg from 'pg'
+import type {Logger} from 'pino'
+import type {DataSource, EntityManager} from 'typeorm'
+import type {Broker} from './broker.js'
+import type {JobRepository} from './job-repository.js'
+import {JOB_TRIGGERS, jobMessage} from './messages.js'
+
+export interface OutboxRelayOptions {
+  /** How often to look for rows when nothing woke the relay. */
+  pollIntervalMs: number
+  batchSize?: number
+  /** Backoff while the broker is unavailable: from this, doubling, up to maxBackoffMs. */
+  minBackoffMs?: number
+  maxBackoffMs?: number
+  /** PostgreSQL URL and schema to LISTEN on for new rows (absent: polling only). */
+  listen?: {url: string; schema: string}
+}
+
+interface OutboxRow {
+  id: string
+  topic: string
+  upload_id: string | null
+  payload: Record<string, unknown>
+}
+
+export class OutboxRelay {
+  private running = false
+  private loop?: Promise<void>
+  private wake?: () => void
+  private listener?: pg.Client
+  private failures = 0
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly broker: Broker,
+    private readonly jobs: JobRepository,
+    private readonly log: Logger,
+    private readonly options: OutboxRelayOptions
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    if (this.options.listen) await this.startListening(this.options.listen)
+    this.loop = this.run()
+  }
+
+  /** Look now (a row was just written in this process, or a notification arrived). */
+  kick(): void {
+    this.wake?.()
+  }
+
+  /** Finishes the batch in hand, then stops. */
+  async stop(): Promise<void> {
+    this.running = false
+    this.kick()
+    await this.loop
+    await this.listener?.end().catch(() => {})
+  }
+
+  /**
+   * Publishes one batch. Returns how many rows were sent; throws when the broker could not
+   * take them (the rows stay unsent, with the attempt and error recorded).
+   */
+  async relayBatch(): Promise<number> {
+    const limit = this.options.batchSize ?? 100
+    return this.db.transaction(async (tx) => {
+      const rows = (await tx.query(
+        `SELECT id, topic, upload_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [limit]
+      )) as OutboxRow[]
+      if (rows.length === 0) return 0
+      const ids = rows.map((r) => r.id)
+      try {
+        await Promise.all(rows.map((row) => this.publish(row)))
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error)
+        await tx.query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, reason])
+        throw error
+      }
+      await tx.query(`UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids])
+      for (const row of rows) await this.recordJobs(tx, row)
+      return rows.length
+    })
+  }
+
+  private async publish(row: OutboxRow): Promise<void> {
+    const uploadId = this.uploadIdOf(row)
+    const jobs = uploadId ? (JOB_TRIGGERS[row.topic] ?? []).map((kind) => this.broker.publishJob(jobMessage(kind, uploadId))) : []
+    await Promise.all([this.broker.publishEvent(row.topic, row.payload), ...jobs])
+  }
+
+  private async recordJobs(tx: EntityManager, row: OutboxRow): Promise<void> {
+    const uploadId = this.uploadIdOf(row)
+    if (uploadId) await this.jobs.enqueue(tx, uploadId, JOB_TRIGGERS[row.topic] ?? [])
+  }
+
+  private uploadIdOf(row: OutboxRow): string | null {
+    return row.upload_id ?? (typeof row.payload.uploadId === 'string' ? row.payload.uploadId : null)
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let sent = 0
+      try {
+        sent = await this.relayBatch()
+        if (this.failures > 0) this.log.info({afterFailures: this.failures}, 'outbox relay publishing again')
+        this.failures = 0
+      } catch (error) {
+        this.failures++
+        const level = this.failures === 1 || this.failures % 20 === 0 ? 'warn' : 'debug'
+        this.log[level]({err: error, failures: this.failures}, 'outbox relay could not publish; backing off')
+      }
+      if (sent >= (this.options.batchSize ?? 100)) continue
+      await this.sleep(this.failures > 0 ? this.backoff() : this.options.pollIntervalMs)
+    }
+  }
+
+  private backoff(): number {
+    const min = this.options.minBackoffMs ?? 100
+    const max = this.options.maxBackoffMs ?? 10_000
+    return Math.min(max, min * 2 ** Math.min(this.failures - 1, 20))
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+      // A notification cuts a poll short, never a backoff: a down broker is not hammered.
+      this.wake = this.failures > 0 ? () => (this.running ? undefined : done()) : done
+    })
+  }
+
+  private async startListening(listen: {url: string; schema: string}): Promise<void> {
+    const client = new pg.Client({connectionString: listen.url})
+    client.on('error', (error) => this.log.warn({err: error}, 'outbox listener lost its connection; polling only'))
+    client.on('notification', (message) => {
+      if (message.payload === listen.schema) this.kick()
+    })
+    try {
+      await client.connect()
+      await client.query('LISTEN outbox_inserted')
+      this.listener = client
+    } catch (error) {
+      this.log.warn({err: error}, 'could not LISTEN for outbox rows; polling only')
+      await client.end().catch(() => {})
+    }
+  }
+}

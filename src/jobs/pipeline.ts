@@ -1,0 +1,105 @@
+/**
+ * Puts the completion pipeline together for one process: the broker (RabbitMQ when AMQP_URL is
+ * set, in-process otherwise), the outbox relay, and the runner for the kinds this process
+ * consumes. Stopped in order: runner (finish in-flight work), relay (publish what that work
+ * wrote), broker.
+ */
+import type {Logger} from 'pino'
+import type {DataSource} from 'typeorm'
+import type {Config} from '../config/index.js'
+import {AmqpBroker} from './amqp-broker.js'
+import type {Broker} from './broker.js'
+import {JOB_KINDS, type JobKind} from './job-kinds.js'
+import {JobRepository} from './job-repository.js'
+import {MemoryBroker} from './memory-broker.js'
+import {jobMessage} from './messages.js'
+import {OutboxRelay} from './outbox-relay.js'
+import {JOB_POLICIES, type JobPolicy, type JobRegistry} from './registry.js'
+import {retryDelays} from './retry-policy.js'
+import {JobRunner} from './runner.js'
+import {topology} from './topology.js'
+
+type PipelineConfig = Pick<
+  Config,
+  'amqpUrl' | 'queuePrefix' | 'jobPrefetch' | 'jobMaxAttempts' | 'jobRetryDelay' | 'jobDeliveryLimit' | 'outboxPollInterval' | 'nodeId' | 'databaseUrl' | 'databaseSchema'
+>
+
+export interface PipelineOptions {
+  config: PipelineConfig
+  db: DataSource
+  log: Logger
+  registry: JobRegistry
+  /** Publish the outbox from this process. */
+  relay: boolean
+  /** Kinds to consume (those with a handler). Default: all with the in-process broker, none with RabbitMQ. */
+  kinds?: readonly JobKind[]
+}
+
+export interface Pipeline {
+  broker: Broker
+  jobs: JobRepository
+  relay: OutboxRelay | undefined
+  runner: JobRunner
+  consumedKinds: JobKind[]
+  /** Idempotent; in-flight jobs get until the deadline to finish, then are handed back. */
+  close(deadlineMs: number): Promise<void>
+}
+
+/** Each kind's policy with the config's overrides applied. */
+export function resolvePolicies(config: Pick<Config, 'jobPrefetch' | 'jobMaxAttempts'>): Record<JobKind, JobPolicy> {
+  const entries = JOB_KINDS.map((kind) => {
+    const base = JOB_POLICIES[kind]
+    return [kind, {...base, concurrency: config.jobPrefetch[kind] ?? base.concurrency, attempts: config.jobMaxAttempts ?? base.attempts}] as const
+  })
+  return Object.fromEntries(entries) as Record<JobKind, JobPolicy>
+}
+
+export function createBroker(config: PipelineConfig, log: Logger): Broker {
+  const policies = resolvePolicies(config)
+  const delays = retryDelays(config.jobRetryDelay, Math.max(...JOB_KINDS.map((k) => policies[k].attempts)))
+  if (!config.amqpUrl) return new MemoryBroker({retryDelays: delays, deliveryLimit: config.jobDeliveryLimit})
+  return new AmqpBroker({
+    url: config.amqpUrl,
+    topology: topology(config.queuePrefix, delays, config.jobDeliveryLimit),
+    nodeId: config.nodeId,
+    log: log.child({component: 'amqp'}),
+  })
+}
+
+export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
+  const {config, db, log, registry} = options
+  const broker = createBroker(config, log)
+  await broker.start()
+  const jobs = new JobRepository(db)
+  const runner = new JobRunner({broker, jobs, registry, policies: resolvePolicies(config), nodeId: config.nodeId, log: log.child({component: 'runner'})})
+  if (broker instanceof MemoryBroker) await requeuePending(jobs, broker, log)
+  const consumedKinds = await runner.start(options.kinds ?? (broker.name === 'memory' ? JOB_KINDS : []))
+  const relay = options.relay
+    ? new OutboxRelay(db, broker, jobs, log.child({component: 'outbox'}), {
+        pollIntervalMs: config.outboxPollInterval,
+        ...(config.databaseUrl ? {listen: {url: config.databaseUrl, schema: config.databaseSchema ?? 'public'}} : {}),
+      })
+    : undefined
+  await relay?.start()
+  log.info({broker: broker.name, consumes: consumedKinds, relay: Boolean(relay)}, 'job pipeline started')
+
+  let closing: Promise<void> | undefined
+  const close = (deadlineMs: number) =>
+    (closing ??= (async () => {
+      for (const step of [() => runner.close(deadlineMs), () => relay?.stop(), () => broker.close()]) {
+        try {
+          await step()
+        } catch (error) {
+          log.error({err: error}, 'job pipeline shutdown step failed')
+        }
+      }
+    })())
+  return {broker, jobs, relay, runner, consumedKinds, close}
+}
+
+/** The in-process broker forgets everything on exit: queue again what the jobs table says is owed. */
+async function requeuePending(jobs: JobRepository, broker: MemoryBroker, log: Logger): Promise<void> {
+  const pending = await jobs.pending()
+  for (const job of pending) await broker.publishJob(jobMessage(job.kind, job.uploadId))
+  if (pending.length > 0) log.info({jobs: pending.length}, 'queued pending jobs again from the jobs table')
+}

@@ -1,0 +1,71 @@
+/**
+ * The queue's whole policy on one screen: for each kind of job, how many run at once per
+ * worker, how many attempts it gets and how long one may take; and the handler other modules
+ * plug in for it (consumers/ wires them). A kind without a handler is not consumed here: its
+ * messages wait in the queue for a worker that has one.
+ */
+import type {Logger} from 'pino'
+import type {JobKind} from './job-kinds.js'
+import type {JobMessageOf} from './messages.js'
+import type {JobOutcome} from './outcome.js'
+
+export interface JobPolicy {
+  /** Prefetch: deliveries one worker holds at once (config jobPrefetch overrides). */
+  concurrency: number
+  /** Attempts before the job is dead (config jobMaxAttempts overrides). */
+  attempts: number
+  /** Longest one attempt may run; past it the attempt is aborted and counts as failed. */
+  timeoutMs: number
+}
+
+const MINUTE = 60_000
+
+export const JOB_POLICIES: Record<JobKind, JobPolicy> = {
+  transcode: {concurrency: 1, attempts: 5, timeoutMs: 120 * MINUTE},
+  snapshot: {concurrency: 2, attempts: 5, timeoutMs: 10 * MINUTE},
+  fanout: {concurrency: 4, attempts: 8, timeoutMs: 30 * MINUTE},
+}
+
+export interface JobContext {
+  /** 1 for the first attempt. */
+  attempt: number
+  nodeId: string
+  /** Aborted when the attempt times out or the worker must stop; long work should watch it. */
+  signal: AbortSignal
+  log: Logger
+  /** Records progress (0-100) on the job row, for the status API. */
+  progress(percent: number): Promise<void>
+}
+
+/**
+ * The handler contract: reload the entity by id; if it has vanished, log and return
+ * Outcome.succeeded(note); otherwise do the work idempotently (a redelivery must not duplicate
+ * artifacts) and return an outcome. Throwing UnrecoverableError means dead at once; any other
+ * error means retry.
+ */
+export type JobHandler<K extends JobKind> = (job: JobMessageOf<K>, context: JobContext) => Promise<JobOutcome>
+
+export type JobHandlers = {[K in JobKind]: JobHandler<K>}
+
+export class JobRegistry {
+  private readonly handlers: Partial<JobHandlers> = {}
+
+  constructor(handlers: Partial<JobHandlers> = {}) {
+    for (const [kind, handler] of Object.entries(handlers) as Array<[JobKind, JobHandler<JobKind>]>) this.register(kind, handler)
+  }
+
+  register<K extends JobKind>(kind: K, handler: JobHandler<K>): this {
+    if (this.handlers[kind]) throw new Error(`a ${kind} handler is already registered`)
+    ;(this.handlers as Record<K, JobHandler<K>>)[kind] = handler
+    return this
+  }
+
+  handler<K extends JobKind>(kind: K): JobHandler<K> | undefined {
+    return this.handlers[kind] as JobHandler<K> | undefined
+  }
+
+  /** Kinds this process can run. */
+  kinds(): JobKind[] {
+    return Object.keys(this.handlers) as JobKind[]
+  }
+}

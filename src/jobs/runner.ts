@@ -1,0 +1,169 @@
+/**
+ * The consumer runner: takes deliveries of each kind it has a handler for, validates them,
+ * records the attempt, runs the handler under its timeout, commits the outcome, and only then
+ * settles the message (ack, retry with backoff, or dead-letter). Retries and dead-lettering are
+ * decided here and nowhere else. close() stops taking, waits for work in flight (up to a
+ * deadline), then aborts and hands back what is left.
+ */
+import type {Logger} from 'pino'
+import type {Broker, Delivery, Subscription} from './broker.js'
+import type {JobRecord} from '../db/entities/job.js'
+import type {JobKind} from './job-kinds.js'
+import type {JobRepository} from './job-repository.js'
+import {JobStatus} from './job-status.js'
+import {parseJobMessage, type JobMessage} from './messages.js'
+import {outcomeOfError, type JobOutcome} from './outcome.js'
+import type {JobPolicy, JobRegistry} from './registry.js'
+import {dispose} from './retry-policy.js'
+
+export interface JobRunnerOptions {
+  broker: Broker
+  jobs: JobRepository
+  registry: JobRegistry
+  policies: Record<JobKind, JobPolicy>
+  nodeId: string
+  log: Logger
+}
+
+interface InFlight {
+  done: Promise<void>
+  abort: AbortController
+}
+
+class Stopping extends Error {
+  override name = 'Stopping'
+}
+
+export class JobRunner {
+  private readonly subscriptions: Subscription[] = []
+  private readonly inFlight = new Set<InFlight>()
+  private stopping = false
+  private closing?: Promise<void>
+
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  /** Starts consuming every given kind that has a handler; returns the kinds actually consumed. */
+  async start(kinds: readonly JobKind[]): Promise<JobKind[]> {
+    const {broker, registry, policies, log} = this.options
+    const consumed = kinds.filter((kind) => registry.handler(kind))
+    for (const kind of consumed) {
+      this.subscriptions.push(await broker.consume(kind, policies[kind].concurrency, (delivery) => this.track(kind, delivery)))
+    }
+    const idle = kinds.filter((kind) => !consumed.includes(kind))
+    if (idle.length > 0) log.info({kinds: idle}, 'no handler registered for these kinds here; their jobs wait for a worker that has one')
+    return consumed
+  }
+
+  get activeJobs(): number {
+    return this.inFlight.size
+  }
+
+  /** Idempotent: stop taking, let in-flight work finish until the deadline, hand back the rest. */
+  close(deadlineMs: number): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.stopping = true
+      for (const subscription of this.subscriptions) await subscription.cancel().catch(() => {})
+      const all = () => Promise.all([...this.inFlight].map((f) => f.done))
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), deadlineMs)))
+      if ((await Promise.race([all().then(() => 'done' as const), deadline])) === 'timeout') {
+        this.options.log.warn({jobs: this.inFlight.size}, 'jobs still running at the shutdown deadline; handing them back')
+        for (const flight of this.inFlight) flight.abort.abort(new Stopping('the worker is shutting down'))
+        await all()
+      }
+      clearTimeout(timer)
+    })())
+  }
+
+  private track(kind: JobKind, delivery: Delivery): Promise<void> {
+    const abort = new AbortController()
+    const flight: InFlight = {abort, done: Promise.resolve()}
+    flight.done = this.handle(kind, delivery, abort).finally(() => this.inFlight.delete(flight))
+    this.inFlight.add(flight)
+    return flight.done
+  }
+
+  private async handle(kind: JobKind, delivery: Delivery, abort: AbortController): Promise<void> {
+    const {jobs, nodeId} = this.options
+    const log = this.options.log.child({kind})
+    if (this.stopping) return delivery.requeue()
+    const parsed = parseJobMessage(delivery.body, kind)
+    if (!parsed.ok) {
+      log.warn({reason: parsed.reason}, 'malformed job message; dead-lettering it')
+      return delivery.deadLetter(`malformed message: ${parsed.reason}`)
+    }
+    const message = parsed.message
+    let job: JobRecord
+    try {
+      const started = await jobs.begin(message.uploadId, kind, nodeId)
+      if (started.finished) {
+        log.info({uploadId: message.uploadId, status: started.job.status}, 'job already finished; acknowledging the duplicate')
+        return delivery.ack()
+      }
+      job = started.job
+    } catch (error) {
+      log.error({err: error, uploadId: message.uploadId}, 'could not record the job start; retrying later')
+      return delivery.retry(1, 'the jobs table could not be written')
+    }
+    const outcome = await this.runHandler(kind, message, job, abort, log)
+    if (outcome === 'stopped') {
+      await jobs.handBack(job).catch((error: unknown) => log.error({err: error}, 'could not record the hand-back'))
+      return delivery.requeue()
+    }
+    await this.settle(kind, delivery, job, outcome, log)
+  }
+
+  private async runHandler(kind: JobKind, message: JobMessage, job: JobRecord, abort: AbortController, log: Logger): Promise<JobOutcome | 'stopped'> {
+    const policy = this.options.policies[kind]
+    const handler = this.options.registry.handler(kind)!
+    const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${policy.timeoutMs} ms`)), policy.timeoutMs)
+    const aborted = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), {once: true}))
+    aborted.catch(() => {})
+    const context = {
+      attempt: job.attempts,
+      nodeId: this.options.nodeId,
+      signal: abort.signal,
+      log: log.child({uploadId: message.uploadId, attempt: job.attempts}),
+      progress: (percent: number) => this.options.jobs.reportProgress(job, percent),
+    }
+    try {
+      return await Promise.race([(handler as (m: JobMessage, c: typeof context) => Promise<JobOutcome>)(message, context), aborted])
+    } catch (error) {
+      if (error instanceof Stopping) return 'stopped'
+      return outcomeOfError(error)
+    } finally {
+      clearTimeout(timeout)
+    }
+  }
+
+  /** Commit first, then settle the message: a crash in between redelivers, never loses. */
+  private async settle(kind: JobKind, delivery: Delivery, job: JobRecord, outcome: JobOutcome, log: Logger): Promise<void> {
+    const maxAttempts = this.options.policies[kind].attempts
+    const disposition = dispose(outcome, job.attempts, maxAttempts)
+    const status = disposition.action === 'ack' ? JobStatus.Succeeded : disposition.action === 'retry' ? JobStatus.Failed : JobStatus.Dead
+    const error = disposition.action === 'ack' ? (outcome.status === 'succeeded' ? (outcome.note ?? null) : null) : disposition.reason
+    let owned: boolean
+    try {
+      owned = await this.options.jobs.finish(job, status, error)
+    } catch (err) {
+      log.error({err, uploadId: job.uploadId}, 'could not record the job outcome; handing the message back')
+      return delivery.requeue()
+    }
+    if (!owned) {
+      log.warn({uploadId: job.uploadId, attempt: job.attempts}, 'another worker took this job over; dropping this attempt')
+      return delivery.ack()
+    }
+    const fields = {uploadId: job.uploadId, attempt: job.attempts}
+    switch (disposition.action) {
+      case 'ack':
+        log.info(fields, 'job succeeded')
+        return delivery.ack()
+      case 'retry':
+        log.warn({...fields, reason: disposition.reason}, 'job attempt failed; retrying after a delay')
+        return delivery.retry(job.attempts, disposition.reason)
+      case 'dead':
+        log.error({...fields, reason: disposition.reason}, 'job is dead')
+        return delivery.deadLetter(disposition.reason)
+    }
+  }
+}
