@@ -14,6 +14,7 @@ import {openDatabase} from './db/database.js'
 import {createAuthenticator} from './http/auth.js'
 import {createApp} from './http/app.js'
 import {createTusServer} from './http/tus.js'
+import {MemoryLocker} from '@tus/server'
 import type {JobKind} from './jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from './jobs/pipeline.js'
 import type {JobRegistry} from './jobs/registry.js'
@@ -47,7 +48,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const uploads = new UploadRepository(db)
   const store = new UploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry})
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
-  const tus = createTusServer({config, store, uploads, completion})
+  const locker = new MemoryLocker()
+  const tus = createTusServer({config, locker, store, uploads, completion})
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 

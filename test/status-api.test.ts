@@ -42,7 +42,7 @@ describe('status API and health', () => {
     const seen: string[] = []
     let cursor: string | null = null
     do {
-      const res = await fetch(`${node.url}/api/uploads?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+      const res: Response = await fetch(`${node.url}/api/uploads?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
       assert.equal(res.status, 200)
       const page = (await res.json()) as {uploads: Array<{id: string}>; nextCursor: string | null}
       assert.ok(page.uploads.length <= 2)

@@ -4,7 +4,7 @@
  * completion, Upload-Expires, and error answers that never blame the client for our faults.
  */
 import {Server as TusServer} from '@tus/server'
-import {ERRORS} from '@tus/utils'
+import {ERRORS, type Locker} from '@tus/utils'
 import {STATUS_CODES} from 'node:http'
 import type {Middleware} from 'koa'
 import {NodeRequest, sendNodeResponse} from 'srvx/node'
@@ -24,6 +24,8 @@ export const TUS_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', 
 
 export interface TusDeps {
   config: Config
+  /** Serialises requests on one upload; shared with every other way of writing uploads. */
+  locker: Locker
   store: UploadStore
   uploads: UploadRepository
   completion: UploadCompletion
@@ -34,11 +36,12 @@ export function allowedOrigins(config: Pick<Config, 'corsOrigins'>): string[] | 
   return list.length === 0 || list.includes('*') ? undefined : list
 }
 
-export function createTusServer({config, store, uploads, completion}: TusDeps): TusServer {
+export function createTusServer({config, locker, store, uploads, completion}: TusDeps): TusServer {
   store.extensions = TUS_EXTENSIONS
   return new TusServer({
     path: TUS_PATH,
     datastore: store,
+    locker,
     maxSize: config.maxUploadSize,
     respectForwardedHeaders: config.trustProxy,
     exposedHeaders: TUS_EXPOSED_HEADERS,
