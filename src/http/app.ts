@@ -14,6 +14,7 @@ import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
 import {requestContext, type AppState} from './request-context.js'
 import {healthRoutes} from './routes/health.js'
+import {mediaRoute} from './routes/media.js'
 import {uploadRoutes} from './routes/uploads.js'
 import {allowedOrigins, TUS_EXPOSED_HEADERS, tusEndpoint} from './tus.js'
 
@@ -47,6 +48,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   )
   app.use(errorHandler())
   app.use(health.routes())
+  app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(authenticate(deps.authenticator))
   app.use(tusEndpoint(deps.tus))
   app.use(uploads.routes()).use(uploads.allowedMethods())

@@ -1,0 +1,109 @@
+/**
+ * The media work the job pipeline runs, one method per kind of job: reload the upload, do the
+ * work idempotently, record artifacts, move the upload along (processing -> ready as soon as
+ * the first rendition is playable, or failed with a reason a person understands). It knows
+ * nothing of brokers: consumers/ adapts it to the job runner.
+ */
+import type {Logger} from 'pino'
+import type {Config} from '../config/index.js'
+import {UploadStatus} from '../uploads/upload-status.js'
+import {describeFile, uploadMediaDir} from './artifact-files.js'
+import {UnplayableMedia} from './errors.js'
+import type {MediaRepository} from './media-repository.js'
+import type {MediaTools} from './media-tools.js'
+import {probeMedia, type MediaProbe, type VideoStreamInfo} from './probe.js'
+import {planRenditions} from './rendition-ladder.js'
+import {takeSnapshots} from './snapshots.js'
+import {MP4_NAME, transcodeMedia} from './transcode.js'
+
+export interface MediaJobDeps {
+  tools: MediaTools
+  repository: MediaRepository
+  config: Pick<Config, 'dataDir' | 'nodeId' | 'renditions' | 'x264Preset' | 'ffmpegTimeout' | 'thumbnailCount'>
+  /** Where an upload's received bytes are (the upload store's file). */
+  sourcePath: (uploadId: string) => string
+}
+
+export interface MediaJobContext {
+  signal: AbortSignal
+  log: Logger
+  progress(percent: number): Promise<void>
+}
+
+/** What a media job did; an unplayable input is thrown (UnplayableMedia), anything else retried. */
+export type MediaJobResult = {done: true; note?: string} | {done: false; note: string}
+
+/** Statuses in which an upload's bytes are complete and worth processing. */
+const PROCESSABLE: UploadStatus[] = [UploadStatus.Completed, UploadStatus.Processing, UploadStatus.Ready, UploadStatus.Failed]
+
+export class MediaJobs {
+  constructor(private readonly deps: MediaJobDeps) {}
+
+  private async load(uploadId: string): Promise<{source: string; probe: MediaProbe} | {skip: string}> {
+    const upload = await this.deps.repository.findUpload(uploadId)
+    if (!upload) return {skip: `upload ${uploadId} no longer exists`}
+    if (!PROCESSABLE.includes(upload.status)) return {skip: `upload ${uploadId} is ${upload.status}, nothing to process`}
+    const source = this.deps.sourcePath(uploadId)
+    try {
+      const probe = await probeMedia(this.deps.tools, source)
+      await this.deps.repository.recordProbe(uploadId, probe)
+      return {source, probe}
+    } catch (error) {
+      if (error instanceof UnplayableMedia) await this.deps.repository.markFailed(uploadId, error.reason)
+      throw error
+    }
+  }
+
+  async transcode(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
+    const loaded = await this.load(uploadId)
+    if ('skip' in loaded) return {done: false, note: loaded.skip}
+    const {repository, config, tools} = this.deps
+    await repository.markProcessing(uploadId)
+    const outDir = uploadMediaDir(config.dataDir, uploadId)
+    const plan = planRenditions(loaded.probe, config.renditions)
+    await transcodeMedia({
+      tools,
+      source: loaded.source,
+      probe: loaded.probe,
+      plan,
+      outDir,
+      preset: config.x264Preset,
+      timeoutMs: config.ffmpegTimeout,
+      signal: context.signal,
+      onProgress: (percent) => void context.progress(percent).catch((error) => context.log.debug({err: error}, 'progress not recorded')),
+      onRendition: async ({name, files}) => {
+        const described = await Promise.all(files.map((file) => describeFile(outDir, file)))
+        const isMp4 = (file: string) => file === MP4_NAME.video || file === MP4_NAME.audio
+        await repository.saveArtifacts(uploadId, config.nodeId, 'mp4', '', described.filter((f) => isMp4(f.path)))
+        if (name !== 'download') await repository.saveArtifacts(uploadId, config.nodeId, 'hls', name, described.filter((f) => !isMp4(f.path)))
+        if (await repository.markReady(uploadId)) context.log.info({uploadId, rendition: name}, 'upload is playable')
+      },
+    })
+    return {done: true, note: plan.kind === 'audio' ? 'audio only' : `${plan.renditions.length} renditions`}
+  }
+
+  async snapshot(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
+    const loaded = await this.load(uploadId)
+    if ('skip' in loaded) return {done: false, note: loaded.skip}
+    if (!loaded.probe.video) return {done: true, note: 'audio only: no pictures to take'}
+    const {repository, config, tools} = this.deps
+    const outDir = uploadMediaDir(config.dataDir, uploadId)
+    const taken = await takeSnapshots({
+      tools,
+      source: loaded.source,
+      probe: loaded.probe as MediaProbe & {video: VideoStreamInfo},
+      outDir,
+      thumbnailCount: config.thumbnailCount,
+      timeoutMs: config.ffmpegTimeout,
+      signal: context.signal,
+    })
+    const save = async (kind: 'poster' | 'thumbnail' | 'storyboard', files: string[]) =>
+      repository.saveArtifacts(uploadId, config.nodeId, kind, '', await Promise.all(files.map((f) => describeFile(outDir, f))))
+    await save('poster', [taken.poster])
+    await save('thumbnail', taken.thumbnails)
+    await save('storyboard', taken.storyboard)
+    await context.progress(100)
+    return {done: true, note: `poster, ${taken.thumbnails.length} thumbnails, storyboard`}
+  }
+}
+

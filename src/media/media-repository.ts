@@ -1,0 +1,114 @@
+/**
+ * The media module's I/O with the database: the upload's media columns and status changes the
+ * pipeline makes (processing, ready, failed), and artifact rows with their artifact.created
+ * events, written in one transaction (transactional outbox).
+ */
+import type {DataSource, EntityManager} from 'typeorm'
+import {ArtifactEntity, type ArtifactKind, type ArtifactRecord} from '../db/entities/artifact.js'
+import {OutboxEventEntity} from '../db/entities/outbox-event.js'
+import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
+import {UploadMediaEntity} from '../db/entities/upload-media.js'
+import {SCHEMA_VERSION, type ArtifactCreated} from '../jobs/messages.js'
+import {canTransition, UploadStatus} from '../uploads/upload-status.js'
+import type {ArtifactFile} from './artifact-files.js'
+import type {MediaProbe} from './probe.js'
+
+/** The states a move to `to` may start from, as the upload state machine allows. */
+const from = (to: UploadStatus, wanted: UploadStatus[]) => wanted.filter((status) => canTransition(status, to))
+
+export class MediaRepository {
+  constructor(private readonly db: DataSource) {}
+
+  findUpload(id: string): Promise<UploadRecord | null> {
+    return this.db.getRepository(UploadEntity).findOneBy({id})
+  }
+
+  async recordProbe(uploadId: string, probe: MediaProbe): Promise<void> {
+    await this.db.getRepository(UploadMediaEntity).update(
+      {id: uploadId},
+      {
+        mediaProbe: probe as never,
+        durationSeconds: probe.duration,
+        width: probe.video?.displayWidth ?? null,
+        height: probe.video?.displayHeight ?? null,
+      }
+    )
+  }
+
+  /** completed/failed -> processing; false when the upload is elsewhere (ready, gone). */
+  markProcessing(uploadId: string): Promise<boolean> {
+    return this.moveTo(uploadId, UploadStatus.Processing, from(UploadStatus.Processing, [UploadStatus.Completed, UploadStatus.Failed]), null)
+  }
+
+  /** The first rendition is playable. */
+  markReady(uploadId: string): Promise<boolean> {
+    return this.moveTo(uploadId, UploadStatus.Ready, from(UploadStatus.Ready, [UploadStatus.Completed, UploadStatus.Processing]), null)
+  }
+
+  markFailed(uploadId: string, reason: string): Promise<boolean> {
+    return this.moveTo(uploadId, UploadStatus.Failed, from(UploadStatus.Failed, [UploadStatus.Completed, UploadStatus.Processing]), reason)
+  }
+
+  private async moveTo(id: string, status: UploadStatus, fromStates: UploadStatus[], failureReason: string | null): Promise<boolean> {
+    const result = await this.db
+      .createQueryBuilder()
+      .update(UploadEntity)
+      .set({status, failureReason, updatedAt: new Date()})
+      .where('id = :id AND status IN (:...fromStates)', {id, fromStates})
+      .execute()
+    return (result.affected ?? 0) > 0
+  }
+
+  /**
+   * Upserts one artifact row per file (unique per upload, kind, rendition, path: a redelivered
+   * job updates rather than duplicates) and announces each as artifact.created.
+   */
+  async saveArtifacts(uploadId: string, nodeId: string, kind: ArtifactKind, rendition: string, files: ArtifactFile[]): Promise<ArtifactRecord[]> {
+    if (files.length === 0) return []
+    return this.db.transaction(async (tx) => {
+      const now = new Date()
+      await tx
+        .createQueryBuilder()
+        .insert()
+        .into(ArtifactEntity)
+        .values(files.map((f) => ({uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId, createdAt: now, updatedAt: now})))
+        .orUpdate(['size', 'sha256', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'kind', 'rendition', 'path'])
+        .execute()
+      const rows = await tx
+        .getRepository(ArtifactEntity)
+        .createQueryBuilder('a')
+        .where('a.upload_id = :uploadId AND a.kind = :kind AND a.rendition = :rendition AND a.path IN (:...paths)', {uploadId, kind, rendition, paths: files.map((f) => f.path)})
+        .getMany()
+      await this.announce(tx, rows)
+      return rows
+    })
+  }
+
+  private async announce(tx: EntityManager, rows: ArtifactRecord[]): Promise<void> {
+    await tx.getRepository(OutboxEventEntity).insert(
+      rows.map((row) => {
+        const payload: ArtifactCreated = {
+          schemaVersion: SCHEMA_VERSION,
+          type: 'artifact.created',
+          uploadId: row.uploadId,
+          artifactId: String(row.id),
+          nodeId: row.nodeId,
+          role: row.rendition ? `${row.kind}:${row.rendition}` : row.kind,
+          path: row.path,
+          size: row.size,
+          createdAt: row.updatedAt.toISOString(),
+        }
+        return {topic: payload.type, uploadId: row.uploadId, payload: payload as never, createdAt: new Date(), publishedAt: null, attempts: 0, lastError: null}
+      })
+    )
+  }
+
+  listArtifacts(uploadId: string): Promise<ArtifactRecord[]> {
+    return this.db.getRepository(ArtifactEntity).find({where: {uploadId}, order: {kind: 'ASC', rendition: 'ASC', path: 'ASC'}})
+  }
+
+  findArtifact(uploadId: string, path: string): Promise<ArtifactRecord | null> {
+    return this.db.getRepository(ArtifactEntity).findOneBy({uploadId, path})
+  }
+}
+
