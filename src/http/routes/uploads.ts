@@ -4,6 +4,7 @@
  */
 import Router from '@koa/router'
 import {z} from 'zod'
+import type {ArtifactRecord} from '../../db/entities/artifact.js'
 import type {UploadRecord} from '../../db/entities/upload.js'
 import {BadRequest, NotFound} from '../../errors.js'
 import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
