@@ -72,24 +72,27 @@ export class OutboxRelay {
    */
   async relayBatch(): Promise<number> {
     const limit = this.options.batchSize ?? 100
-    return this.db.transaction(async (tx) => {
+    const result = await this.db.transaction(async (tx) => {
       const rows = (await tx.query(
         `SELECT id, topic, upload_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit]
       )) as OutboxRow[]
-      if (rows.length === 0) return 0
+      if (rows.length === 0) return {sent: 0}
       const ids = rows.map((r) => r.id)
       try {
         await Promise.all(rows.map((row) => this.publish(row)))
       } catch (error) {
+        // Committed, not rolled back: the rows keep a record of the failed attempt.
         const reason = error instanceof Error ? error.message : String(error)
         await tx.query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, reason])
-        throw error
+        return {sent: 0, error}
       }
       await tx.query(`UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids])
       for (const row of rows) await this.recordJobs(tx, row)
-      return rows.length
+      return {sent: rows.length}
     })
+    if ('error' in result) throw result.error
+    return result.sent
   }
 
   private async publish(row: OutboxRow): Promise<void> {

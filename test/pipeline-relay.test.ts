@@ -1,0 +1,190 @@
+/**
+ * The outbox relay against the real RabbitMQ and PostgreSQL: nothing is lost while the broker
+ * is unreachable, the backlog drains when it returns, and relays sharing one outbox do not
+ * publish a row twice.
+ */
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import {after, before, describe, test} from 'node:test'
+import type amqp from 'amqplib'
+import pino from 'pino'
+import {AmqpBroker} from '../src/jobs/amqp-broker.js'
+import {declareTopology} from '../src/jobs/amqp-topology.js'
+import {JobRepository} from '../src/jobs/job-repository.js'
+import {OutboxRelay} from '../src/jobs/outbox-relay.js'
+import {retryDelays} from '../src/jobs/retry-policy.js'
+import {topology} from '../src/jobs/topology.js'
+import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
+import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './pipeline-support.js'
+
+const log = pino({level: 'silent'})
+
+/** A TCP hop to RabbitMQ that can be switched on and off: the broker "stopped" and "started". */
+class BrokerSwitch {
+  private server?: net.Server
+  private readonly sockets = new Set<net.Socket>()
+  constructor(readonly port: number) {}
+
+  static async onFreePort(): Promise<BrokerSwitch> {
+    const probe = net.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const {port} = probe.address() as net.AddressInfo
+    await new Promise((resolve) => probe.close(resolve))
+    return new BrokerSwitch(port)
+  }
+
+  get url(): string {
+    const target = new URL(TEST_AMQP_URL)
+    target.port = String(this.port)
+    return target.toString()
+  }
+
+  async on(): Promise<void> {
+    const target = new URL(TEST_AMQP_URL)
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5672), target.hostname)
+      for (const s of [client, upstream]) {
+        this.sockets.add(s)
+        s.on('close', () => this.sockets.delete(s))
+        s.on('error', () => {})
+      }
+      client.pipe(upstream).pipe(client)
+      client.on('close', () => upstream.destroy())
+      upstream.on('close', () => client.destroy())
+    })
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve))
+  }
+
+  async off(): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    if (this.server) await new Promise((resolve) => this.server!.close(resolve))
+    this.server = undefined
+  }
+}
+
+async function observe(channel: amqp.Channel, exchange: string, pattern: string): Promise<string> {
+  const {queue} = await channel.assertQueue('', {exclusive: true, autoDelete: true})
+  await channel.bindQueue(queue, exchange, pattern)
+  return queue
+}
+
+async function collect(channel: amqp.Channel, queue: string, into: unknown[]): Promise<void> {
+  for (;;) {
+    const message = await channel.get(queue, {noAck: true})
+    if (!message) return
+    into.push(JSON.parse(message.content.toString('utf8')))
+  }
+}
+
+describe('outbox relay', {timeout: 90_000}, () => {
+  let database: TestDatabase
+  const t = topology(testPrefix(), retryDelays(1000, 3), 5)
+  let look: Awaited<ReturnType<typeof inspector>>
+
+  before(async () => {
+    database = await openTestDatabase()
+    look = await inspector()
+    await declareTopology(look.channel, t)
+  })
+
+  after(async () => {
+    await look?.close()
+    await removeTopology(t)
+    await database?.drop()
+  })
+
+  test('with the broker unreachable nothing is lost; when it returns every event arrives', async () => {
+    const {db} = database
+    const uploads: string[] = []
+    for (let i = 0; i < 20; i++) uploads.push(await completedUpload(db))
+    const events = await observe(look.channel, t.eventsExchange, 'upload.completed')
+
+    const broker_switch = await BrokerSwitch.onFreePort()
+    const broker = new AmqpBroker({url: broker_switch.url, topology: t, nodeId: 'relay-test', log})
+    await broker.start()
+    const jobs = new JobRepository(db)
+    const relay = new OutboxRelay(db, broker, jobs, log, {pollIntervalMs: 50, minBackoffMs: 100, maxBackoffMs: 1000})
+    await relay.start()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const waiting = (await db.query(`SELECT attempts, last_error, published_at FROM outbox WHERE topic = 'upload.completed'`)) as Array<{attempts: number; last_error: string | null; published_at: Date | null}>
+      assert.equal(waiting.length, 20)
+      assert.ok(waiting.every((r) => r.published_at === null), 'no row is marked sent while the broker is down')
+      const attempts = waiting[0]!.attempts
+      // Backing off (100, 200, 400, 800 ms...): a handful of tries in 1.5 s, not one per poll.
+      assert.ok(attempts >= 2 && attempts <= 6, `${attempts} attempts in 1.5 s`)
+      assert.match(waiting[0]!.last_error!, /not connected to RabbitMQ/)
+
+      await broker_switch.on()
+      const late: string[] = []
+      for (let i = 0; i < 5; i++) late.push(await completedUpload(db))
+      const received: Array<{uploadId: string}> = []
+      await waitFor(
+        'every upload.completed event',
+        async () => {
+          await collect(look.channel, events, received)
+          return received.length >= 25
+        },
+        20_000
+      )
+      assert.deepEqual(new Set(received.map((e) => e.uploadId)), new Set([...uploads, ...late]))
+      // Marked sent only after the broker confirmed, so possibly a moment after delivery.
+      await waitFor('every row marked sent', async () => {
+        const unsent = (await db.query(`SELECT count(*)::int AS n FROM outbox WHERE topic = 'upload.completed' AND published_at IS NULL`)) as Array<{n: number}>
+        return unsent[0]!.n === 0
+      })
+      // Each completion started its jobs: a message per kind and a queued row per kind.
+      assert.equal((await look.channel.checkQueue(t.workQueue('transcode'))).messageCount, 25)
+      assert.equal((await look.channel.checkQueue(t.workQueue('snapshot'))).messageCount, 25)
+      const rows = (await db.query(`SELECT kind, status, count(*)::int AS n FROM jobs GROUP BY kind, status ORDER BY kind`)) as Array<{kind: string; status: string; n: number}>
+      assert.deepEqual(rows, [
+        {kind: 'snapshot', status: 'queued', n: 25},
+        {kind: 'transcode', status: 'queued', n: 25},
+      ])
+    } finally {
+      await relay.stop()
+      await broker.close()
+      await broker_switch.off()
+      await look.channel.purgeQueue(t.workQueue('transcode'))
+      await look.channel.purgeQueue(t.workQueue('snapshot'))
+    }
+  })
+
+  test('relays on several nodes share one outbox without publishing a row twice', async () => {
+    const {db} = database
+    const events = await observe(look.channel, t.eventsExchange, 'upload.completed')
+    const ids: string[] = []
+    for (let i = 0; i < 150; i++) ids.push(await completedUpload(db))
+    const relays: OutboxRelay[] = []
+    const brokers: AmqpBroker[] = []
+    for (let i = 0; i < 3; i++) {
+      const broker = new AmqpBroker({url: TEST_AMQP_URL, topology: t, nodeId: `node-${i}`, log})
+      await broker.start()
+      await broker.connected()
+      brokers.push(broker)
+      relays.push(
+        new OutboxRelay(db, broker, new JobRepository(db), log, {
+          pollIntervalMs: 20,
+          batchSize: 10,
+          listen: {url: TEST_DATABASE_URL, schema: database.schema},
+        })
+      )
+    }
+    try {
+      await Promise.all(relays.map((r) => r.start()))
+      const received: Array<{uploadId: string}> = []
+      await waitFor('150 events', async () => {
+        await collect(look.channel, events, received)
+        return received.filter((e) => ids.includes(e.uploadId)).length >= 150
+      })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await collect(look.channel, events, received)
+      const ours = received.filter((e) => ids.includes(e.uploadId))
+      assert.equal(ours.length, 150, 'each row published exactly once')
+      assert.deepEqual(new Set(ours.map((e) => e.uploadId)), new Set(ids))
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()))
+      await Promise.all(brokers.map((b) => b.close()))
+    }
+  })
+})
