@@ -1,0 +1,51 @@
+/**
+ * The benchmark knobs, read from the environment in this one place. Defaults are the figures
+ * the issue asks for; the variables shrink them for a quick run.
+ */
+import os from 'node:os'
+import {GiB, MiB} from './format.js'
+
+const UNITS: Record<string, number> = {b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, kb: 1e3, mb: 1e6, gb: 1e9}
+
+function size(name: string, fallback: number): number {
+  const text = process.env[name]
+  if (!text) return fallback
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(text)
+  if (!match) throw new Error(`${name}: expected a size such as 256MiB or 1GiB`)
+  return Math.round(Number(match[1]) * UNITS[(match[2] ?? 'b').toLowerCase()]!)
+}
+
+function count(name: string, fallback: number): number {
+  const text = process.env[name]
+  if (!text) return fallback
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: expected a whole number >= 1`)
+  return value
+}
+
+const flag = (name: string): boolean => ['1', 'true', 'yes'].includes((process.env[name] ?? '').toLowerCase())
+
+export const settings = {
+  /** Point 1: size of the single large upload. */
+  largeUploadSize: size('BENCH_SIZE', 1 * GiB),
+  /** Repetitions per measured configuration (each server measured this many times). */
+  throughputRuns: count('BENCH_RUNS', 5),
+  concurrencyRuns: count('BENCH_RUNS', 3),
+  memoryRuns: count('BENCH_RUNS', 2),
+  /** Point 6: the small and the huge upload whose peak RSS must match. */
+  memorySmallSize: size('BENCH_MEMORY_SMALL', 100 * MiB),
+  memoryLargeSize: size('BENCH_MEMORY_LARGE', 4 * GiB),
+  skipHugeUpload: flag('BENCH_SKIP_4GIB'),
+  /** PostgreSQL for our node; each run uses a fresh schema, dropped afterwards. */
+  databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  /** Where inputs and server data go (deleted afterwards). */
+  tmpDir: process.env.BENCH_TMPDIR ?? os.tmpdir(),
+  /** When set, our node runs with --cpu-prof and writes its profile here. */
+  cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
+}
+
+/** The non-default knobs in effect, to put in front of a reproduce command. */
+export function envPrefix(names: string[]): string {
+  const set = names.filter((n) => process.env[n]).map((n) => `${n}=${process.env[n]}`)
+  return set.length > 0 ? `${set.join(' ')} ` : ''
+}

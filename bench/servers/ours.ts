@@ -1,0 +1,31 @@
+/**
+ * Our node, full stack: koa + @tus/server + UploadStore, PostgreSQL in a fresh schema (dropped
+ * on exit), sha256 + md5 while streaming, logging at info as in production (to /dev/null).
+ */
+import {randomBytes} from 'node:crypto'
+import path from 'node:path'
+import pg from 'pg'
+import {loadConfig} from '../../src/config/index.js'
+import {createLogger} from '../../src/logger.js'
+import {startNode} from '../../src/node.js'
+import {announceReady, serverOptions} from '../lib/servers.js'
+
+const {workDir, databaseUrl} = serverOptions()
+const schema = `bench_${randomBytes(6).toString('hex')}`
+const config = loadConfig({}, {host: '127.0.0.1', port: 0, dataDir: workDir, databaseUrl, databaseSchema: schema, logLevel: 'info'})
+const node = await startNode(config, createLogger({level: config.logLevel, pretty: false}))
+
+async function dropSchema(): Promise<void> {
+  const client = new pg.Client({connectionString: databaseUrl})
+  await client.connect()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+announceReady({url: node.url, storageDir: path.join(config.dataDir, 'uploads')}, async () => {
+  await node.close()
+  await dropSchema()
+})
