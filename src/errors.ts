@@ -40,6 +40,8 @@ export const PreconditionFailed = kind(412, 'PreconditionFailed')
 export const PayloadTooLarge = kind(413, 'PayloadTooLarge')
 export const UnsupportedMediaType = kind(415, 'UnsupportedMediaType')
 export const Locked = kind(423, 'Locked')
+/** tus checksum extension: the bytes of the request did not match Upload-Checksum. */
+export const ChecksumMismatch = kind(460, 'ChecksumMismatch')
 export const ServiceUnavailable = kind(503, 'ServiceUnavailable')
 export const InsufficientStorage = kind(507, 'InsufficientStorage')
 

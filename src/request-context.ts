@@ -5,6 +5,7 @@
  */
 import {AsyncLocalStorage} from 'node:async_hooks'
 import type {Logger} from 'pino'
+import type {Checksum} from './uploads/checksum.js'
 
 export interface RequestContext {
   requestId: string
@@ -13,6 +14,13 @@ export interface RequestContext {
   log: Logger
   /** Set by the store when it knows when the touched upload expires (Upload-Expires). */
   uploadExpiresAt?: Date | null
+  /**
+   * The append's Upload-Checksum: `expected` from the header, or `fromTrailer()` once the body
+   * has ended (checksum-trailer).
+   */
+  checksum?: {expected?: Checksum; fromTrailer?: () => string | undefined}
+  /** For a partial tus upload being created (Upload-Concat: partial). */
+  uploadConcat?: string
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()

@@ -6,8 +6,21 @@
  */
 import {TUS_RESUMABLE, TUS_VERSION} from '@tus/utils'
 import type {Context} from 'koa'
+import {AppError} from '../errors.js'
+import type {RequestContext} from '../request-context.js'
+import {CHECKSUM_ALGORITHMS, parseUploadChecksum} from '../uploads/checksum.js'
 
-export const TUS_EXTENSIONS = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration']
+export const TUS_EXTENSIONS = [
+  'creation',
+  'creation-with-upload',
+  'creation-defer-length',
+  'termination',
+  'expiration',
+  'checksum',
+  'checksum-trailer',
+  'concatenation',
+  'concatenation-unfinished',
+]
 
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD', 'GET', 'OPTIONS', 'POST'])
 
@@ -48,5 +61,32 @@ export function checkTusRequest(ctx: Context): ProtocolViolation | undefined {
     if (!ctx.get('upload-offset')) {
       return {status: 400, message: 'Upload-Offset header required'}
     }
+  }
+}
+
+export const TUS_CHECKSUM_ALGORITHMS = Object.keys(CHECKSUM_ALGORITHMS).join(',')
+
+/**
+ * Reads Upload-Checksum for a request that carries upload bytes (PATCH, or a POST with a
+ * body): from the header, or announced in `Trailer` for a chunked body (checksum-trailer).
+ */
+export function readChecksum(ctx: Context, context: RequestContext): ProtocolViolation | undefined {
+  const carriesBytes = ctx.method === 'PATCH' || (ctx.method === 'POST' && ctx.get('content-type') === 'application/offset+octet-stream')
+  if (!carriesBytes) return
+  const header = ctx.get('upload-checksum')
+  const announced = ctx.get('trailer').toLowerCase().split(',').some((name) => name.trim() === 'upload-checksum')
+  try {
+    if (header) {
+      context.checksum = {expected: parseUploadChecksum(header)}
+    } else if (announced) {
+      if (!/\bchunked\b/i.test(ctx.get('transfer-encoding'))) {
+        return {status: 400, message: 'an Upload-Checksum trailer needs a chunked request body (Transfer-Encoding: chunked)'}
+      }
+      const req = ctx.req
+      context.checksum = {fromTrailer: () => req.trailers['upload-checksum']}
+    }
+  } catch (error) {
+    if (error instanceof AppError) return {status: error.status, message: error.message}
+    throw error
   }
 }

@@ -16,7 +16,7 @@ import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import {errorToAnswer} from './error-handler.js'
 import type {AppState} from './request-context.js'
-import {applyMethodOverride, checkTusRequest, TUS_EXTENSIONS} from './tus-protocol.js'
+import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS} from './tus-protocol.js'
 
 export const TUS_PATH = '/files'
 
@@ -82,7 +82,7 @@ export function tusEndpoint(tus: TusServer): Middleware<AppState> {
   return async (ctx, next) => {
     if (ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/` && !ctx.path.startsWith(`${TUS_PATH}/`)) return next()
 
-    const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx)
+    const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, ctx.state.context)
     if (violation) {
       ctx.status = violation.status
       ctx.set({'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store', ...violation.headers})
@@ -102,6 +102,7 @@ export function tusEndpoint(tus: TusServer): Middleware<AppState> {
 function decorate(response: Response): Response {
   const {headers, status} = response
   if (status === 412 && !headers.has('Tus-Version')) headers.set('Tus-Version', '1.0.0')
+  if (headers.has('Tus-Extension')) headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS)
   const expiresAt = currentRequest()?.uploadExpiresAt
   if ((status === 201 || status === 204) && expiresAt) headers.set('Upload-Expires', expiresAt.toUTCString())
   if (status >= 400) headers.set('Content-Type', 'text/plain; charset=utf-8')

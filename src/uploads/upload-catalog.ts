@@ -61,6 +61,7 @@ export class UploadCatalog implements Configstore {
       failureReason: null,
       expiresAt,
       completedAt: null,
+      uploadConcat: context?.uploadConcat ?? null,
     })
   }
 

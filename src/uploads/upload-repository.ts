@@ -16,6 +16,10 @@ export interface UploadProgress {
   expiresAt: Date | null
 }
 
+/** A new row: the concatenation and checksum fields default to null. */
+export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadConcat' | 'concatParts' | 'unverifiedFrom'> &
+  Partial<Pick<UploadRecord, 'uploadConcat' | 'concatParts'>>
+
 export interface UploadListQuery {
   owner?: string | null
   status?: UploadStatus
@@ -27,9 +31,9 @@ export interface UploadListQuery {
 export class UploadRepository {
   constructor(private readonly db: DataSource) {}
 
-  async insert(record: Omit<UploadRecord, 'createdAt' | 'updatedAt'>): Promise<UploadRecord> {
+  async insert(record: NewUpload): Promise<UploadRecord> {
     const now = new Date()
-    const row = {...record, createdAt: now, updatedAt: now}
+    const row: UploadRecord = {uploadConcat: null, concatParts: null, unverifiedFrom: null, ...record, createdAt: now, updatedAt: now}
     await this.db.getRepository(UploadEntity).insert(row)
     return row
   }
@@ -39,7 +43,14 @@ export class UploadRepository {
   }
 
   async recordProgress(id: string, progress: UploadProgress): Promise<void> {
-    await this.db.getRepository(UploadEntity).update({id, status: UploadStatus.Uploading}, {...progress, updatedAt: new Date()})
+    await this.db
+      .getRepository(UploadEntity)
+      .update({id, status: UploadStatus.Uploading}, {...progress, unverifiedFrom: null, updatedAt: new Date()})
+  }
+
+  /** Bytes past `offset` are unverified until the append's checksum is checked (null: none). */
+  async setUnverifiedFrom(id: string, offset: number | null): Promise<void> {
+    await this.db.getRepository(UploadEntity).update({id}, {unverifiedFrom: offset})
   }
 
   async declareSize(id: string, size: number): Promise<void> {

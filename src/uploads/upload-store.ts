@@ -4,14 +4,15 @@
  * them. Expiry is ours too: @tus/file-store counts it from creation and would delete finished
  * uploads; here an upload expires after a period without progress, and only while unfinished.
  */
-import {unlink} from 'node:fs/promises'
+import {truncate, unlink} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {FileStore} from '@tus/file-store'
 import {ERRORS, type Upload} from '@tus/utils'
-import {storageError} from '../errors.js'
-import {currentRequest} from '../request-context.js'
+import {BadRequest, ChecksumMismatch, storageError, type AppError} from '../errors.js'
+import {currentRequest, type RequestContext} from '../request-context.js'
+import {parseUploadChecksum, RequestDigest} from './checksum.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {UploadCatalog} from './upload-catalog.js'
 import {UploadHasher} from './upload-hasher.js'
@@ -47,6 +48,16 @@ export class UploadStore extends FileStore {
     }
   }
 
+  /** Drops bytes a checksum-verified append left unverified when its process died. */
+  override async getUpload(id: string): Promise<Upload> {
+    const row = await this.uploads.findById(id)
+    if (row?.unverifiedFrom != null) {
+      await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
+      await this.uploads.setUnverifiedFrom(id, null)
+    }
+    return super.getUpload(id)
+  }
+
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
@@ -55,13 +66,28 @@ export class UploadStore extends FileStore {
     await hasher.catchUp(file, offset)
     if (hasher.bytes !== offset) throw ERRORS.INVALID_OFFSET
 
-    const sink = new HashingFileSink(file, offset, [hasher])
+    const checksum = currentRequest()?.checksum
+    const digest = checksum ? new RequestDigest(checksum.expected ? [checksum.expected.algorithm] : undefined) : undefined
+    if (digest) await this.uploads.setUnverifiedFrom(id, offset)
+
+    const sink = new HashingFileSink(file, offset, digest ? [hasher, digest] : [hasher])
     let failure: unknown
     try {
       await pipeline(readable, sink)
     } catch (error) {
       failure = error
     }
+
+    if (digest && checksum) {
+      const rejection = failure === undefined ? checkDigest(digest, checksum) : undefined
+      if (failure !== undefined || rejection) {
+        // The protocol: a request whose checksum does not hold leaves the upload as it was.
+        await truncate(file, offset)
+        await this.uploads.setUnverifiedFrom(id, null)
+        throw rejection ?? mapWriteFailure(failure)
+      }
+    }
+
     // Whatever reached the disk counts, even when the request was cut: record it.
     const finished = row.size !== null && sink.position === row.size
     const expiresAt = this.options.expiryMs > 0 && !finished ? new Date(Date.now() + this.options.expiryMs) : null
@@ -69,10 +95,7 @@ export class UploadStore extends FileStore {
     const context = currentRequest()
     if (context) context.uploadExpiresAt = expiresAt
 
-    if (failure !== undefined) {
-      if (typeof failure === 'object' && failure !== null && 'status_code' in failure) throw failure
-      throw storageError(failure) ?? ERRORS.FILE_WRITE_ERROR
-    }
+    if (failure !== undefined) throw mapWriteFailure(failure)
     return sink.position
   }
 
@@ -90,13 +113,34 @@ export class UploadStore extends FileStore {
     for (;;) {
       const batch = await this.uploads.findExpired(this.options.nodeId, new Date(), 100)
       for (const row of batch) {
-        await unlink(this.filePath(row.id)).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'ENOENT') throw error
-        })
+        await unlink(this.filePath(row.id)).catch(ignoreMissing)
         await this.uploads.markGone(row.id, 'expired')
         removed++
       }
       if (batch.length < 100) return removed
     }
   }
+}
+
+function checkDigest(digest: RequestDigest, checksum: NonNullable<RequestContext['checksum']>): AppError | undefined {
+  let expected = checksum.expected
+  if (!expected) {
+    const trailer = checksum.fromTrailer?.()
+    if (!trailer) return new BadRequest('the request announced an Upload-Checksum trailer but did not send it')
+    try {
+      expected = parseUploadChecksum(trailer)
+    } catch (error) {
+      return error as AppError
+    }
+  }
+  return digest.matches(expected) ? undefined : new ChecksumMismatch(`the ${expected.algorithm} checksum of the request body does not match Upload-Checksum; nothing was stored`)
+}
+
+function mapWriteFailure(failure: unknown): unknown {
+  if (typeof failure === 'object' && failure !== null && 'status_code' in failure) return failure
+  return storageError(failure) ?? ERRORS.FILE_WRITE_ERROR
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error
 }

@@ -25,6 +25,15 @@ export interface UploadRecord {
   createdAt: Date
   updatedAt: Date
   completedAt: Date | null
+  /** tus concatenation: the Upload-Concat header as received ('partial' or 'final;…'), else null. */
+  uploadConcat: string | null
+  /** For a final upload: its partial uploads' ids, in order. */
+  concatParts: string[] | null
+  /**
+   * Set while a checksum-verified append is in flight: bytes past this offset are not yet
+   * verified, and are dropped if the process dies before the check.
+   */
+  unverifiedFrom: number | null
 }
 
 export const UploadEntity = new EntitySchema<UploadRecord>({
@@ -49,5 +58,8 @@ export const UploadEntity = new EntitySchema<UploadRecord>({
     createdAt: {name: 'created_at', type: 'timestamptz'},
     updatedAt: {name: 'updated_at', type: 'timestamptz'},
     completedAt: {name: 'completed_at', type: 'timestamptz', nullable: true},
+    uploadConcat: {name: 'upload_concat', type: 'text', nullable: true},
+    concatParts: {name: 'concat_parts', type: 'text', array: true, nullable: true},
+    unverifiedFrom: {name: 'unverified_from', type: 'bigint', nullable: true, transformer: bigintAsNumber},
   },
 })
