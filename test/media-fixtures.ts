@@ -12,7 +12,7 @@ import {locateMediaTools, type MediaTools} from '../src/media/media-tools.js'
 
 const exec = promisify(execFile)
 
-export const tools: MediaTools = locateMediaTools(process.env.PATH ?? '')
+export const tools: MediaTools = locateMediaTools({searchPath: process.env.PATH ?? ''})
 
 const X264 = ['-c:v', 'libx264', '-preset', 'ultrafast']
 const AAC = ['-c:a', 'aac', '-b:a', '96k']

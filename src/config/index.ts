@@ -75,10 +75,6 @@ export type RenditionConfig = z.infer<typeof rendition>
 const jsonArray = <T extends z.ZodType>(item: T) =>
   z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.array(item).min(1))
 
-/** ffmpeg is CPU-bound: by default one encode at a time per two cores, snapshots beside it. */
-const concurrency = (perCores: number) =>
-  z.coerce.number().int().min(1).max(64).default(Math.max(1, Math.floor(os.availableParallelism() / perCores)))
-
 export const configSchema = z.object({
   host: z.string().min(1),
   port: z.coerce.number().int().min(0).max(65535),
@@ -120,8 +116,11 @@ export const configSchema = z.object({
   /** Longest a single ffmpeg run may take before its process tree is killed. */
   ffmpegTimeout: duration,
   thumbnailCount: z.coerce.number().int().min(0).max(100),
-  transcodeConcurrency: concurrency(2),
-  snapshotConcurrency: concurrency(2),
+  /** Explicit ffmpeg/ffprobe binaries; unset: the first on `searchPath`, else the npm-shipped builds. */
+  ffmpegPath: optionalString,
+  ffprobePath: optionalString,
+  /** Where to look for ffmpeg/ffprobe (the process's PATH). */
+  searchPath: z.string().default(''),
 })
 
 export type Config = z.infer<typeof configSchema> & {nodeId: string}
@@ -157,8 +156,9 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   x264Preset: 'MEDIA_X264_PRESET',
   ffmpegTimeout: 'FFMPEG_TIMEOUT',
   thumbnailCount: 'MEDIA_THUMBNAIL_COUNT',
-  transcodeConcurrency: 'TRANSCODE_CONCURRENCY',
-  snapshotConcurrency: 'SNAPSHOT_CONCURRENCY',
+  ffmpegPath: 'FFMPEG_PATH',
+  ffprobePath: 'FFPROBE_PATH',
+  searchPath: 'PATH',
 }
 
 export class ConfigError extends Error {

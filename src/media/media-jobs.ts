@@ -17,7 +17,8 @@ import {takeSnapshots} from './snapshots.js'
 import {MP4_NAME, transcodeMedia} from './transcode.js'
 
 export interface MediaJobDeps {
-  tools: MediaTools
+  /** Located and checked at start-up (media/index.ts); a job waits for it, and fails while it is missing. */
+  tools: Promise<MediaTools>
   repository: MediaRepository
   config: Pick<Config, 'dataDir' | 'nodeId' | 'renditions' | 'x264Preset' | 'ffmpegTimeout' | 'thumbnailCount'>
   /** Where an upload's received bytes are (the upload store's file). */
@@ -45,7 +46,7 @@ export class MediaJobs {
     if (!PROCESSABLE.includes(upload.status)) return {skip: `upload ${uploadId} is ${upload.status}, nothing to process`}
     const source = this.deps.sourcePath(uploadId)
     try {
-      const probe = await probeMedia(this.deps.tools, source)
+      const probe = await probeMedia(await this.deps.tools, source)
       await this.deps.repository.recordProbe(uploadId, probe)
       return {source, probe}
     } catch (error) {
@@ -57,7 +58,8 @@ export class MediaJobs {
   async transcode(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
     const loaded = await this.load(uploadId)
     if ('skip' in loaded) return {done: false, note: loaded.skip}
-    const {repository, config, tools} = this.deps
+    const {repository, config} = this.deps
+    const tools = await this.deps.tools
     await repository.markProcessing(uploadId)
     const outDir = uploadMediaDir(config.dataDir, uploadId)
     const plan = planRenditions(loaded.probe, config.renditions)
@@ -82,11 +84,17 @@ export class MediaJobs {
     return {done: true, note: plan.kind === 'audio' ? 'audio only' : `${plan.renditions.length} renditions`}
   }
 
+  /** The last attempt failed: the upload will not become playable; say so on it. */
+  async giveUp(uploadId: string, reason: string): Promise<void> {
+    await this.deps.repository.markFailed(uploadId, reason)
+  }
+
   async snapshot(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
     const loaded = await this.load(uploadId)
     if ('skip' in loaded) return {done: false, note: loaded.skip}
     if (!loaded.probe.video) return {done: true, note: 'audio only: no pictures to take'}
-    const {repository, config, tools} = this.deps
+    const {repository, config} = this.deps
+    const tools = await this.deps.tools
     const outDir = uploadMediaDir(config.dataDir, uploadId)
     const taken = await takeSnapshots({
       tools,

@@ -41,10 +41,17 @@ function bundled(pkg: string): string | undefined {
   }
 }
 
-/** PATH first, then the npm-shipped build; `searchPath` is passed in so nothing reads process.env here. */
-export function locateMediaTools(searchPath: string): MediaTools {
-  const ffmpegPath = onPath('ffmpeg', searchPath) ?? bundled('@ffmpeg-installer/ffmpeg')
-  const ffprobePath = onPath('ffprobe', searchPath) ?? bundled('@ffprobe-installer/ffprobe')
+export interface MediaToolsConfig {
+  /** Where to look (the process's PATH, from config: nothing here reads process.env). */
+  searchPath: string
+  ffmpegPath?: string | undefined
+  ffprobePath?: string | undefined
+}
+
+/** Explicit paths first, then PATH, then the npm-shipped builds. */
+export function locateMediaTools(config: MediaToolsConfig): MediaTools {
+  const ffmpegPath = config.ffmpegPath ?? onPath('ffmpeg', config.searchPath) ?? bundled('@ffmpeg-installer/ffmpeg')
+  const ffprobePath = config.ffprobePath ?? onPath('ffprobe', config.searchPath) ?? bundled('@ffprobe-installer/ffprobe')
   const missing = [
     ...(ffmpegPath ? [] : ['ffmpeg (not on PATH, and @ffmpeg-installer/ffmpeg has no binary for this platform)']),
     ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform)']),
@@ -61,6 +68,16 @@ function listedNames(listing: string): Set<string> {
     if (match) names.add(match[1]!)
   }
   return names
+}
+
+const checks = new Map<string, Promise<{ffmpegVersion: string; ffprobeVersion: string}>>()
+
+/** checkMediaTools, once per pair of binaries in this process (every consumer asks at start-up). */
+export function checkMediaToolsOnce(tools: MediaTools): Promise<{ffmpegVersion: string; ffprobeVersion: string}> {
+  const key = `${tools.ffmpegPath}\0${tools.ffprobePath}`
+  let check = checks.get(key)
+  if (!check) checks.set(key, (check = checkMediaTools(tools)))
+  return check
 }
 
 /** Runs each tool once and lists everything we need that is not there; throws MediaToolsMissing. */
