@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict'
+import {test} from 'node:test'
+import {canTransition, isFinished, PENDING_STATUSES} from './job-status.js'
+import {parseJobMessage} from './messages.js'
+import {Outcome, outcomeOfError, UnrecoverableError} from './outcome.js'
+import {delayAfterAttempt, dispose, retryDelays} from './retry-policy.js'
+import {topology} from './topology.js'
+
+test('retry delays double from the base, one per retry a job can have', () => {
+  assert.deepEqual(retryDelays(1000, 5), [1000, 2000, 4000, 8000])
+  assert.deepEqual(retryDelays(1000, 1), [1000])
+  assert.equal(delayAfterAttempt([100, 200, 400], 2), 200)
+  assert.equal(delayAfterAttempt([100, 200, 400], 9), 400)
+})
+
+test('an outcome maps to exactly one action, and retries turn dead at the last attempt', () => {
+  assert.deepEqual(dispose(Outcome.succeeded(), 1, 3), {action: 'ack'})
+  assert.deepEqual(dispose(Outcome.retry('busy'), 2, 3), {action: 'retry', reason: 'busy'})
+  assert.deepEqual(dispose(Outcome.retry('busy'), 3, 3), {action: 'dead', reason: 'gave up after 3 attempts: busy'})
+  assert.deepEqual(dispose(Outcome.dead('not a video'), 1, 3), {action: 'dead', reason: 'not a video'})
+})
+
+test('an UnrecoverableError means dead, any other error means retry', () => {
+  assert.deepEqual(outcomeOfError(new UnrecoverableError('bad input')), Outcome.dead('bad input'))
+  assert.deepEqual(outcomeOfError(new Error('ECONNRESET')), Outcome.retry('ECONNRESET'))
+  assert.ok(new UnrecoverableError('x') instanceof UnrecoverableError)
+})
+
+test('job messages are validated and a malformed one says why', () => {
+  const good = Buffer.from(JSON.stringify({schemaVersion: 1, kind: 'snapshot', uploadId: 'u1'}))
+  assert.deepEqual(parseJobMessage(good, 'snapshot'), {ok: true, message: {schemaVersion: 1, kind: 'snapshot', uploadId: 'u1'}})
+  assert.deepEqual(parseJobMessage(Buffer.from('{'), 'snapshot'), {ok: false, reason: 'body is not JSON'})
+  assert.deepEqual(parseJobMessage(good, 'transcode'), {ok: false, reason: 'a snapshot job on the transcode queue'})
+  const noId = parseJobMessage(Buffer.from(JSON.stringify({schemaVersion: 1, kind: 'snapshot'})), 'snapshot')
+  assert.equal(noId.ok, false)
+  assert.match((noId as {reason: string}).reason, /^invalid uploadId/)
+})
+
+test('finished jobs never run again; a died worker\'s job can be taken over', () => {
+  assert.ok(isFinished('succeeded') && isFinished('dead'))
+  assert.ok(canTransition('running', 'running'))
+  assert.ok(!canTransition('succeeded', 'running'))
+  assert.deepEqual([...PENDING_STATUSES].sort(), ['failed', 'queued', 'running'])
+})
+
+test('every broker name derives from the prefix', () => {
+  const t = topology('ingest', [500, 1000], 10)
+  assert.equal(t.workQueue('transcode'), 'ingest.transcode')
+  assert.equal(t.deadQueue('fanout'), 'ingest.fanout.dead')
+  assert.equal(t.delayQueue(500), 'ingest.retry.500ms')
+  assert.equal(t.retryRoutingKey('snapshot', 1000), 'snapshot.1000ms')
+  assert.throws(() => topology('Bad Prefix', [1], 1), /queue prefix/)
+})
