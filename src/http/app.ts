@@ -35,7 +35,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const app = new Koa<AppState>()
   app.proxy = deps.config.trustProxy
   const health = healthRoutes(deps.db, deps.storageDir)
-  const uploads = uploadRoutes(deps.uploads, new JobRepository(deps.db))
+  const uploads = uploadRoutes(deps.uploads, new JobRepository(deps.db), new MediaRepository(deps.db))
   const origins = allowedOrigins(deps.config)
 
   app.use(requestContext(deps.log))

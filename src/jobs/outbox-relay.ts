@@ -35,6 +35,8 @@ export class OutboxRelay {
   private running = false
   private loop?: Promise<void>
   private wake?: () => void
+  /** A kick that came while a batch was in hand: the next sleep is skipped. */
+  private kicked = false
   private listener?: pg.Client
   private failures = 0
 
@@ -55,6 +57,7 @@ export class OutboxRelay {
 
   /** Look now (a row was just written in this process, or a notification arrived). */
   kick(): void {
+    this.kicked = true
     this.wake?.()
   }
 
@@ -113,6 +116,7 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     while (this.running) {
       let sent = 0
+      this.kicked = false
       try {
         sent = await this.relayBatch()
         if (this.failures > 0) this.log.info({afterFailures: this.failures}, 'outbox relay publishing again')
@@ -134,6 +138,7 @@ export class OutboxRelay {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.kicked && this.failures === 0) return Promise.resolve()
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms)
       function done() {

@@ -74,7 +74,29 @@ function decodeCursor(cursor: string): {createdAt: Date; id: string} {
   }
 }
 
-export function uploadRoutes(uploads: UploadRepository, jobs: JobRepository): Router<AppState> {
+/**
+ * An upload's artifacts, each with the URL it is served at (routes/media.ts). HLS segments are
+ * left out: players reach them through the playlists, and a long video has thousands.
+ */
+export function artifactsView(origin: string, rows: ArtifactRecord[]) {
+  return rows
+    .filter((a) => !(a.kind === 'hls' && !a.path.endsWith('.m3u8')))
+    .map((a) => ({
+      kind: a.kind,
+      rendition: a.rendition || null,
+      path: a.path,
+      size: a.size,
+      sha256: a.sha256,
+      contentType: a.contentType,
+      url: `${origin}/media/${encodeURIComponent(a.uploadId)}/${a.path.split('/').map(encodeURIComponent).join('/')}`,
+    }))
+}
+
+export function uploadRoutes(
+  uploads: UploadRepository,
+  jobs: JobRepository,
+  artifacts?: {listArtifacts(uploadId: string): Promise<ArtifactRecord[]>}
+): Router<AppState> {
   const router = new Router<AppState>({prefix: '/api/uploads'})
 
   router.get('/', async (ctx) => {
@@ -101,7 +123,11 @@ export function uploadRoutes(uploads: UploadRepository, jobs: JobRepository): Ro
     const row = await uploads.findById(ctx.params.id!)
     if (!row || row.owner !== ctx.state.context.subject) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
     ctx.set('Cache-Control', 'no-store')
-    ctx.body = {...uploadView(row), jobs: (await jobs.forUpload(row.id)).map(jobView)}
+    ctx.body = {
+      ...uploadView(row),
+      jobs: (await jobs.forUpload(row.id)).map(jobView),
+      ...(artifacts ? {artifacts: artifactsView(ctx.origin, await artifacts.listArtifacts(row.id))} : {}),
+    }
   })
 
   return router
