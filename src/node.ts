@@ -19,6 +19,7 @@ import type {JobKind} from './jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from './jobs/pipeline.js'
 import type {JobRegistry} from './jobs/registry.js'
 import {UploadCompletion} from './uploads/completion.js'
+import {UploadConcatenation} from './uploads/concatenation.js'
 import {UploadRepository} from './uploads/upload-repository.js'
 import {UploadStore} from './uploads/upload-store.js'
 import {UploadSweeper} from './uploads/upload-sweeper.js'
@@ -48,12 +49,13 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const uploads = new UploadRepository(db)
   const store = new UploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry})
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
+  const concatenation = new UploadConcatenation(uploads, store, completion, log, {nodeId: config.nodeId, maxSize: config.maxUploadSize})
   const locker = new MemoryLocker()
   const tus = createTusServer({config, locker, store, uploads, completion})
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
-  const app = createApp({config, log, db, uploads, tus, authenticator, storageDir})
+  const app = createApp({config, log, db, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -79,7 +81,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`
 
-  const sweeper = new UploadSweeper(store, completion, log, config.expirySweepInterval)
+  const sweeper = new UploadSweeper(store, completion, concatenation, log, config.expirySweepInterval)
   await sweeper.sweep()
   sweeper.start()
   const registry = options.registry ?? consumerRegistry({config, db, log, uploads})

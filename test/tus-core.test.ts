@@ -25,7 +25,7 @@ for (const kind of DATABASE_KINDS) {
         const res = await request('OPTIONS', `${node.url}/files/`)
         assert.ok(res.status === 204 || res.status === 200)
         assert.equal(res.headers['tus-version'], '1.0.0')
-        assert.deepEqual(String(res.headers['tus-extension']).split(',').sort(), ['creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'])
+        assert.deepEqual(String(res.headers['tus-extension']).split(',').sort(), ['checksum', 'checksum-trailer', 'concatenation', 'concatenation-unfinished', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'])
         assert.equal(res.headers['tus-max-size'], String(1024 * 1024))
       })
 

@@ -10,10 +10,14 @@ import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {JobRepository} from '../jobs/job-repository.js'
 import {MediaRepository} from '../media/media-repository.js'
+import type {UploadConcatenation} from '../uploads/concatenation.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
+import type {UploadStore} from '../uploads/upload-store.js'
 import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
 import {requestContext, type AppState} from './request-context.js'
+import {DRAFT_EXPOSED_HEADERS} from './resumable-draft/interop.js'
+import {resumableDraftEndpoint, type ResumableDraftDeps} from './resumable-draft/endpoint.js'
 import {healthRoutes} from './routes/health.js'
 import {mediaRoute} from './routes/media.js'
 import {uploadRoutes} from './routes/uploads.js'
@@ -25,7 +29,11 @@ export interface AppDeps {
   db: DataSource
   uploads: UploadRepository
   tus: TusServer
+  store: UploadStore
+  concatenation: UploadConcatenation
   authenticator: Authenticator | null
+  /** The IETF resumable-upload draft endpoint's own dependencies (the same store, locker, completion as tus). */
+  resumableDraft: ResumableDraftDeps
   storageDir: string
 }
 
@@ -43,7 +51,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     cors({
       origin: (ctx) => (origins === undefined ? '*' : origins.includes(ctx.get('origin')) ? ctx.get('origin') : ''),
       allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-      exposeHeaders: [...TUS_HEADERS, ...TUS_EXPOSED_HEADERS],
+      exposeHeaders: [...TUS_HEADERS, ...TUS_EXPOSED_HEADERS, ...DRAFT_EXPOSED_HEADERS],
       maxAge: 86400,
     })
   )
@@ -51,7 +59,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(health.routes())
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(authenticate(deps.authenticator))
-  app.use(tusEndpoint(deps.tus))
+  app.use(resumableDraftEndpoint(deps.resumableDraft))
+  app.use(tusEndpoint({tus: deps.tus, config: deps.config, uploads: deps.uploads, store: deps.store, concatenation: deps.concatenation}))
   app.use(uploads.routes()).use(uploads.allowedMethods())
   app.on('error', (error: Error) => deps.log.debug({err: error}, 'connection error'))
   return app

@@ -5,11 +5,13 @@
  */
 import {Server as TusServer} from '@tus/server'
 import {ERRORS, type Locker} from '@tus/utils'
-import {STATUS_CODES} from 'node:http'
-import type {Middleware} from 'koa'
+import {STATUS_CODES, type IncomingMessage} from 'node:http'
+import type {Context, Middleware} from 'koa'
 import {NodeRequest, sendNodeResponse} from 'srvx/node'
 import type {Config} from '../config/index.js'
-import {NotFound} from '../errors.js'
+import {AppError, NotFound} from '../errors.js'
+import {isFinal} from '../uploads/concatenation.js'
+import {createFinalUpload, handleFinalUpload, parseUploadConcat, type ConcatDeps} from './tus-concat.js'
 import {currentRequest} from '../request-context.js'
 import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
@@ -77,25 +79,69 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
   })
 }
 
+export interface TusEndpointDeps extends Omit<ConcatDeps, 'uploadUrl'> {
+  tus: TusServer
+  config: Pick<Config, 'publicUrl'>
+}
+
+/** The absolute URL of an upload, as @tus/server builds it (PUBLIC_URL, else this request's host). */
+export function uploadUrl(config: Pick<Config, 'publicUrl'>) {
+  return (ctx: Context, id: string) =>
+    config.publicUrl ? `${config.publicUrl.replace(/\/+$/, '')}${TUS_PATH}/${id}` : `${ctx.protocol}://${ctx.host}${TUS_PATH}/${id}`
+}
+
+const UPLOAD_ID = new RegExp(`^${TUS_PATH}/([^/]+)/?$`)
+
 /** Mounts the tus server on /files and /files/<id>. */
-export function tusEndpoint(tus: TusServer): Middleware<AppState> {
+export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
+  const concat: ConcatDeps = {...deps, uploadUrl: uploadUrl(deps.config)}
   return async (ctx, next) => {
     if (ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/` && !ctx.path.startsWith(`${TUS_PATH}/`)) return next()
+    const context = ctx.state.context
+    try {
+      const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, context)
+      if (violation) throw new AppError(violation.status, violation.message, violation.headers)
 
-    const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, ctx.state.context)
-    if (violation) {
-      ctx.status = violation.status
-      ctx.set({'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store', ...violation.headers})
+      const concatHeader = ctx.method === 'POST' ? ctx.get('upload-concat') : ''
+      if (concatHeader) {
+        const parsed = parseUploadConcat(concatHeader, ctx.href)
+        if (parsed.kind === 'final') return await createFinalUpload(ctx, context, parsed.partIds, concat)
+        // A partial upload is an ordinary upload to @tus/server; the catalog records its role.
+        context.uploadConcat = 'partial'
+        removeHeader(ctx.req, 'upload-concat')
+      }
+
+      const id = UPLOAD_ID.exec(ctx.path)?.[1]
+      if (id && ctx.method !== 'POST') {
+        const row = await deps.uploads.findById(id)
+        if (row && row.owner === context.subject) {
+          if (isFinal(row)) return await handleFinalUpload(ctx, row, concat)
+          if (row.uploadConcat) context.uploadConcat = row.uploadConcat
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error
+      ctx.status = error.status
+      ctx.set({'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store', ...error.headers})
       ctx.type = 'text/plain'
-      ctx.body = `${violation.message}\n`
+      ctx.body = `${error.message}\n`
       return
     }
 
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
-    const response = decorate(await tus.handleWeb(request))
+    const response = decorate(await deps.tus.handleWeb(request))
     ctx.respond = false
     await sendNodeResponse(ctx.res, response)
   }
+}
+
+function removeHeader(req: IncomingMessage, name: string): void {
+  const raw: string[] = []
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() !== name) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
+  }
+  req.rawHeaders = raw
+  delete req.headers[name]
 }
 
 /** What @tus/server leaves out of its answers: some headers, and the status line's reason. */
@@ -103,7 +149,9 @@ function decorate(response: Response): Response {
   const {headers, status} = response
   if (status === 412 && !headers.has('Tus-Version')) headers.set('Tus-Version', '1.0.0')
   if (headers.has('Tus-Extension')) headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS)
-  const expiresAt = currentRequest()?.uploadExpiresAt
+  const context = currentRequest()
+  if (context?.uploadConcat && (status === 200 || status === 201)) headers.set('Upload-Concat', context.uploadConcat)
+  const expiresAt = context?.uploadExpiresAt
   if ((status === 201 || status === 204) && expiresAt) headers.set('Upload-Expires', expiresAt.toUTCString())
   if (status >= 400) headers.set('Content-Type', 'text/plain; charset=utf-8')
   else if (!response.body || status === 201) headers.delete('Content-Type')

@@ -4,11 +4,16 @@
  * request is answered right after that commit; everything slow happens later, off the outbox.
  */
 import type {Logger} from 'pino'
+import type {UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../jobs/messages.js'
 import type {UploadRepository} from './upload-repository.js'
 import type {UploadStore} from './upload-store.js'
 
+export type CompletionListener = (row: UploadRecord) => void
+
 export class UploadCompletion {
+  private readonly listeners: CompletionListener[] = []
+
   constructor(
     private readonly uploads: UploadRepository,
     private readonly store: UploadStore,
@@ -16,11 +21,22 @@ export class UploadCompletion {
     private readonly nodeId: string
   ) {}
 
-  /** Idempotent: returns the event if this call completed the upload, null if it already was. */
+  /** Called after each upload this process completes (e.g. to assemble a final upload). */
+  onCompleted(listener: CompletionListener): void {
+    this.listeners.push(listener)
+  }
+
+  /**
+   * Idempotent: returns the event if this call completed the upload, null if it already was or
+   * if it is a partial upload (which is never announced on its own).
+   */
   async complete(id: string): Promise<UploadCompleted | null> {
     const digests = await this.store.digests(id)
-    const event = await this.uploads.complete(id, digests)
-    if (event) this.log.info({uploadId: id, size: event.size, sha256: event.sha256}, 'upload completed')
+    const completed = await this.uploads.complete(id, digests)
+    if (!completed) return null
+    const {row, event} = completed
+    this.log.info({uploadId: id, size: row.size, sha256: row.sha256, partial: event === null}, 'upload completed')
+    for (const listener of this.listeners) listener(row)
     return event
   }
 

@@ -2,7 +2,7 @@
  * Every query on the uploads table (and the outbox row written with a completion). Nothing
  * else in the code base writes SQL for uploads.
  */
-import {IsNull, type DataSource, type EntityManager} from 'typeorm'
+import {In, IsNull, type DataSource, type EntityManager} from 'typeorm'
 import {OutboxEventEntity} from '../db/entities/outbox-event.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../jobs/messages.js'
@@ -58,11 +58,12 @@ export class UploadRepository {
   }
 
   /**
-   * Moves an upload from uploading to completed and writes its upload.completed event, in one
-   * transaction. Returns the event when this call completed it, null when it already was
-   * (completion is idempotent: a retried final request or a recovery sweep changes nothing).
+   * Moves an upload from uploading to completed and, unless it is a partial upload (tus
+   * concatenation: only the final one is announced), writes its upload.completed event, in one
+   * transaction. Returns what it completed, or null when the upload already was (completion is
+   * idempotent: a retried final request or a recovery sweep changes nothing).
    */
-  async complete(id: string, digests: {sha256: string; md5: string}): Promise<UploadCompleted | null> {
+  async complete(id: string, digests: {sha256: string; md5: string}): Promise<{row: UploadRecord; event: UploadCompleted | null} | null> {
     return this.db.transaction(async (tx) => {
       const now = new Date()
       const result = await tx
@@ -70,26 +71,46 @@ export class UploadRepository {
         .update(UploadEntity)
         .set({status: UploadStatus.Completed, sha256: digests.sha256, md5: digests.md5, completedAt: now, updatedAt: now, hashState: null, expiresAt: null})
         .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
-        .returning('*')
         .execute()
-      const raw = (result.raw as Array<Record<string, unknown>>)[0]
-      if (!raw) return null
+      if (!result.affected) return null
+      const row = (await tx.getRepository(UploadEntity).findOneBy({id}))!
+      if (row.uploadConcat === 'partial') return {row, event: null}
       const event: UploadCompleted = {
         schemaVersion: SCHEMA_VERSION,
         type: 'upload.completed',
         uploadId: id,
-        nodeId: String(raw.node_id),
-        owner: (raw.owner as string | null) ?? null,
-        filename: (raw.filename as string | null) ?? null,
-        filetype: (raw.filetype as string | null) ?? null,
-        size: Number(raw.size),
+        nodeId: row.nodeId,
+        owner: row.owner,
+        filename: row.filename,
+        filetype: row.filetype,
+        size: row.size ?? row.bytesReceived,
         sha256: digests.sha256,
         md5: digests.md5,
         completedAt: now.toISOString(),
       }
       await this.enqueueEvent(tx, event.type, id, event)
-      return event
+      return {row, event}
     })
+  }
+
+  findByIds(ids: readonly string[]): Promise<UploadRecord[]> {
+    return this.db.getRepository(UploadEntity).findBy({id: In([...ids])})
+  }
+
+  async markFailed(id: string, reason: string): Promise<void> {
+    await this.db
+      .getRepository(UploadEntity)
+      .update({id, status: UploadStatus.Uploading}, {status: UploadStatus.Failed, failureReason: reason, updatedAt: new Date()})
+  }
+
+  /** Final uploads (tus concatenation) on this node still waiting to be assembled. */
+  findPendingFinals(nodeId: string, partId?: string): Promise<UploadRecord[]> {
+    const qb = this.db
+      .getRepository(UploadEntity)
+      .createQueryBuilder('u')
+      .where(`u.status = :status AND u.node_id = :nodeId AND u.upload_concat LIKE 'final;%'`, {status: UploadStatus.Uploading, nodeId})
+    if (partId) qb.andWhere(':partId = ANY(u.concat_parts)', {partId})
+    return qb.limit(100).getMany()
   }
 
   async markGone(id: string, status: typeof UploadStatus.Expired | typeof UploadStatus.Terminated): Promise<void> {
@@ -120,7 +141,8 @@ export class UploadRepository {
   }
 
   list(query: UploadListQuery): Promise<UploadRecord[]> {
-    const qb = this.db.getRepository(UploadEntity).createQueryBuilder('u')
+    // Partial uploads (tus concatenation) are pieces of another upload, not uploads of their own.
+    const qb = this.db.getRepository(UploadEntity).createQueryBuilder('u').where(`u.upload_concat IS DISTINCT FROM 'partial'`)
     if (query.owner !== undefined) {
       if (query.owner === null) qb.andWhere('u.owner IS NULL')
       else qb.andWhere('u.owner = :owner', {owner: query.owner})

@@ -1,10 +1,12 @@
 /**
  * Periodic housekeeping for this node's uploads: expire unfinished uploads that stopped making
- * progress (file removed, row kept as `expired`), and finish completions a crash interrupted.
+ * progress (file removed, row kept as `expired`), and finish completions (and final-upload
+ * assemblies) a crash interrupted.
  * Each node sweeps only the uploads whose bytes it holds.
  */
 import type {Logger} from 'pino'
 import type {UploadCompletion} from './completion.js'
+import type {UploadConcatenation} from './concatenation.js'
 import type {UploadStore} from './upload-store.js'
 
 export class UploadSweeper {
@@ -14,6 +16,7 @@ export class UploadSweeper {
   constructor(
     private readonly store: UploadStore,
     private readonly completion: UploadCompletion,
+    private readonly concatenation: UploadConcatenation,
     private readonly log: Logger,
     private readonly intervalMs: number
   ) {}
@@ -39,6 +42,7 @@ export class UploadSweeper {
     try {
       const expired = await this.store.deleteExpired()
       const recovered = await this.completion.recoverStranded()
+      await this.concatenation.recoverStranded()
       if (expired || recovered) this.log.info({expired, recovered}, 'upload sweep')
     } catch (error) {
       this.log.warn({err: error}, 'upload sweep failed; will try again')
