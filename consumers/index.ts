@@ -10,7 +10,9 @@
 import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
 import type {Config} from '../src/config/index.js'
+import type {Replicator} from '../src/cluster/replication.js'
 import {JobRegistry} from '../src/jobs/registry.js'
+import {fanoutHandler} from './fanout.js'
 import type {UploadRepository} from '../src/uploads/upload-repository.js'
 
 export interface ConsumerDeps {
@@ -18,10 +20,13 @@ export interface ConsumerDeps {
   db: DataSource
   log: Logger
   uploads: UploadRepository
+  /** Present in processes that can reach the cluster's peers (fan-out). */
+  replicator?: Replicator
 }
 
-export function consumerRegistry(_deps: ConsumerDeps): JobRegistry {
+export function consumerRegistry(deps: ConsumerDeps): JobRegistry {
   const registry = new JobRegistry()
+  if (deps.replicator) registry.register('fanout', fanoutHandler(deps.replicator))
   // registry.register('transcode', transcodeHandler(deps))
   return registry
 }

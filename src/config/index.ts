@@ -95,6 +95,19 @@ export const configSchema = z.object({
   authAudience: optionalString,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
+  /** The address peers use to reach this node (default: http://HOST:PORT). */
+  nodeUrl: url(['http:', 'https:']),
+  /** Shared by the nodes of a cluster to sign requests to each other (HMAC-SHA256). */
+  clusterSecret: optionalString,
+  nodeHeartbeatInterval: duration,
+  /** A node that has not beaten for this long is out of the live set. */
+  nodeTtl: duration,
+  /** Copies of each artifact beyond the one that made it; 0: every live node. */
+  replicationFactor: z.coerce.number().int().min(0).max(100),
+  /** How often each node checks that the artifacts it holds have reached their peers. */
+  replicationReconcileInterval: duration,
+  /** Bearer token for the admin API (/admin, the `ingest` CLI); unset: the admin API is disabled. */
+  adminToken: optionalString.refine((v) => v === undefined || v.length >= 16, {message: 'expected at least 16 characters'}),
   /** RabbitMQ; unset runs the in-process broker (embedded default: one process does everything). */
   amqpUrl: url(['amqp:', 'amqps:']),
   /** Every exchange and queue name starts with this (tests and deployments sharing a broker differ). */
@@ -121,6 +134,14 @@ export const configSchema = z.object({
   ffprobePath: optionalString,
   /** Where to look for ffmpeg/ffprobe (the process's PATH). */
   searchPath: z.string().default(''),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, keep /metrics off the public listener. */
+  metricsToken: optionalString,
+  /** How often the retention job runs (one node at a time); 0: never. */
+  retentionInterval: duration,
+  /** Expired or terminated uploads' rows are deleted this long after they ended. */
+  expiredUploadGrace: duration,
+  /** Completed originals are deleted this long after completion once their artifacts exist; unset or "off": kept. */
+  originalRetention: z.preprocess((v) => (v === '' || v === 'off' ? null : v), duration.nullish()).transform((v) => v ?? undefined),
 })
 
 export type Config = z.infer<typeof configSchema> & {nodeId: string}
@@ -145,6 +166,13 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authAudience: 'AUTH_AUDIENCE',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+  nodeUrl: 'NODE_URL',
+  clusterSecret: 'CLUSTER_SECRET',
+  nodeHeartbeatInterval: 'NODE_HEARTBEAT_INTERVAL',
+  nodeTtl: 'NODE_TTL',
+  replicationFactor: 'REPLICATION_FACTOR',
+  replicationReconcileInterval: 'REPLICATION_RECONCILE_INTERVAL',
+  adminToken: 'ADMIN_TOKEN',
   amqpUrl: 'AMQP_URL',
   queuePrefix: 'QUEUE_PREFIX',
   jobPrefetch: 'JOB_PREFETCH',
@@ -159,6 +187,10 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   ffmpegPath: 'FFMPEG_PATH',
   ffprobePath: 'FFPROBE_PATH',
   searchPath: 'PATH',
+  metricsToken: 'METRICS_TOKEN',
+  retentionInterval: 'RETENTION_INTERVAL',
+  expiredUploadGrace: 'EXPIRED_UPLOAD_GRACE',
+  originalRetention: 'ORIGINAL_RETENTION',
 }
 
 export class ConfigError extends Error {
@@ -196,6 +228,9 @@ export function loadConfig(
     throw new ConfigError(`invalid ${ENV_NAMES[key] ?? key}: ${issue.message}`)
   }
   const config = result.data
+  if (config.clusterSecret && config.clusterSecret.length < 32) {
+    throw new ConfigError('invalid CLUSTER_SECRET: expected at least 32 characters')
+  }
   if (config.authJwtSecret && config.authJwtSecret.length < 32) {
     throw new ConfigError('invalid AUTH_JWT_SECRET: expected at least 32 characters for HS256')
   }

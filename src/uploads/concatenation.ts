@@ -41,7 +41,12 @@ export class UploadConcatenation {
     private readonly store: UploadStore,
     private readonly completion: UploadCompletion,
     private readonly log: Logger,
-    private readonly options: {nodeId: string; maxSize: number}
+    private readonly options: {
+      nodeId: string
+      maxSize: number
+      /** A partial upload held by another node (uploads through a load balancer land anywhere). */
+      openRemotePart?: (part: UploadRecord) => Promise<NodeJS.ReadableStream>
+    }
   ) {
     completion.onCompleted((row) => {
       if (row.uploadConcat === PARTIAL) void this.partCompleted(row.id)
@@ -56,7 +61,7 @@ export class UploadConcatenation {
       if (!part || part.owner !== request.owner) throw new BadRequest(`${label} was not found`)
       if (part.uploadConcat !== PARTIAL) throw new BadRequest(`${label} was not created with Upload-Concat: partial`)
       if (part.status !== UploadStatus.Uploading && part.status !== UploadStatus.Completed) throw new BadRequest(`${label} has ${part.status}`)
-      if (part.status === UploadStatus.Completed && !(await this.fileExists(part.id))) {
+      if (part.status === UploadStatus.Completed && part.nodeId === this.options.nodeId && !(await this.fileExists(part.id))) {
         throw new BadRequest(`${label} was already concatenated into another upload`)
       }
     }
@@ -129,9 +134,9 @@ export class UploadConcatenation {
     await writeFile(temporary, '')
     const hasher = await UploadHasher.resume(null, 0)
     const sink = new HashingFileSink(temporary, 0, [hasher])
-    const paths = parts.map((p) => this.store.filePath(p!.id))
+    const local = parts.filter((p) => p!.nodeId === this.options.nodeId).map((p) => this.store.filePath(p!.id))
     try {
-      await pipeline(Readable.from(concatFiles(paths)), sink)
+      await pipeline(Readable.from(this.partBytes(parts as UploadRecord[])), sink)
       if (sink.position !== size) throw new Error(`assembled ${sink.position} bytes, expected ${size}`)
       await rename(temporary, target)
     } catch (error) {
@@ -141,8 +146,23 @@ export class UploadConcatenation {
     await this.uploads.recordProgress(finalId, {bytesReceived: size, hashedBytes: hasher.bytes, hashState: hasher.save(), expiresAt: null})
     await this.completion.complete(finalId)
     // The partials are consumed: their bytes now live in the final upload.
-    await Promise.all(paths.map((p) => unlink(p).catch(() => {})))
+    await Promise.all(local.map((p) => unlink(p).catch(() => {})))
     this.log.info({uploadId: finalId, parts: parts.length, size}, 'final upload assembled')
+  }
+
+  private async *partBytes(parts: UploadRecord[]): AsyncGenerator<Buffer> {
+    for (const part of parts) {
+      const source =
+        part.nodeId === this.options.nodeId
+          ? createReadStream(this.store.filePath(part.id), {highWaterMark: 1 << 20})
+          : await this.openRemote(part)
+      for await (const chunk of source) yield chunk as Buffer
+    }
+  }
+
+  private openRemote(part: UploadRecord): Promise<NodeJS.ReadableStream> {
+    if (!this.options.openRemotePart) throw new Error(`partial upload ${part.id} is on node ${part.nodeId}, and this node cannot reach peers`)
+    return this.options.openRemotePart(part)
   }
 
   private async partsInOrder(ids: readonly string[]): Promise<Array<UploadRecord | undefined>> {
@@ -158,8 +178,3 @@ export class UploadConcatenation {
   }
 }
 
-async function* concatFiles(paths: string[]): AsyncGenerator<Buffer> {
-  for (const path of paths) {
-    for await (const chunk of createReadStream(path, {highWaterMark: 1 << 20})) yield chunk as Buffer
-  }
-}

@@ -2,6 +2,8 @@ import {CreateUploads1732540000000} from './1732540000000-create-uploads.js'
 import {CreateJobs1732600000000} from './1732600000000-create-jobs.js'
 import {CreateArtifacts1732700000000} from './1732700000000-create-artifacts.js'
 import {UploadConcatAndChecksum1732800000000} from './1732800000000-upload-concat-and-checksum.js'
+import {CreateCluster1732900000000} from './1732900000000-create-cluster.js'
+import {UploadRetention1733000000000} from './1733000000000-upload-retention.js'
 
 /** Every migration, in order. A new one is added here and nowhere else. */
-export const migrations = [CreateUploads1732540000000, CreateJobs1732600000000, CreateArtifacts1732700000000, UploadConcatAndChecksum1732800000000]
+export const migrations = [CreateUploads1732540000000, CreateJobs1732600000000, CreateArtifacts1732700000000, UploadConcatAndChecksum1732800000000, CreateCluster1732900000000, UploadRetention1733000000000]

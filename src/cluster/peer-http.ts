@@ -1,0 +1,95 @@
+/**
+ * Streaming HTTP between nodes and from clients to the node that holds an upload: bodies are
+ * piped both ways (back-pressure kept, nothing buffered whole), hop-by-hop headers dropped,
+ * trailers forwarded, and a client that goes away cancels the upstream request.
+ */
+import http from 'node:http'
+import type {Context} from 'koa'
+import {ServiceUnavailable} from '../errors.js'
+
+/** Keep-alive connections to peers, shared by every forwarded request. */
+export const peerAgent = new http.Agent({keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000})
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'expect'])
+
+function forwardableRawHeaders(raw: string[], keepTrailerHeader = false): string[] {
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (HOP_BY_HOP.has(name) && !(keepTrailerHeader && name === 'trailer')) continue
+    out.push(raw[i]!, raw[i + 1]!)
+  }
+  return out
+}
+
+/**
+ * Forwards the koa request to `base` (same method, path and query) and streams the answer
+ * back. A peer that cannot be reached before it answers gives the client a 503 to retry.
+ */
+export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<string, string>, unavailableMessage: string): Promise<void> {
+  const target = new URL(ctx.originalUrl, base)
+  const headers: Array<[string, string]> = []
+  const raw = forwardableRawHeaders(ctx.req.rawHeaders, true)
+  for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!])
+  headers.push(['X-Forwarded-For', ctx.ip], ['X-Forwarded-Host', ctx.host], ['X-Forwarded-Proto', ctx.protocol])
+  for (const [name, value] of Object.entries(extraHeaders)) headers.push([name, value])
+
+  ctx.respond = false
+  return new Promise<void>((resolve) => {
+    const upstream = http.request(target, {method: ctx.req.method, headers: headers.flat(), agent: peerAgent})
+    let answered = false
+    upstream.on('response', (res) => {
+      answered = true
+      ctx.res.writeHead(res.statusCode ?? 502, res.statusMessage, forwardableRawHeaders(res.rawHeaders))
+      res.pipe(ctx.res)
+      res.on('end', () => resolve())
+      res.on('error', () => {
+        ctx.res.destroy()
+        resolve()
+      })
+    })
+    upstream.on('error', () => {
+      if (!answered && !ctx.res.headersSent) {
+        const error = new ServiceUnavailable(unavailableMessage, {'Retry-After': '10'})
+        ctx.res.writeHead(error.status, {'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '10', 'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store'})
+        ctx.res.end(error.body)
+      } else {
+        ctx.res.destroy()
+      }
+      resolve()
+    })
+    // The client went away mid-request: cancel upstream, the owner keeps what it received.
+    ctx.req.on('close', () => {
+      if (!ctx.req.complete) upstream.destroy()
+    })
+    ctx.req.pipe(upstream, {end: false})
+    ctx.req.on('end', () => {
+      if (Object.keys(ctx.req.trailers).length > 0) upstream.addTrailers(ctx.req.trailers)
+      upstream.end()
+    })
+  })
+}
+
+/** A signed request to a peer, for internal endpoints. */
+export function peerRequest(url: URL, options: {method: string; headers: Record<string, string>; body?: NodeJS.ReadableStream; signal?: AbortSignal}): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {method: options.method, headers: options.headers, agent: peerAgent, signal: options.signal})
+    req.on('response', resolve)
+    req.on('error', reject)
+    if (options.body) {
+      options.body.on('error', (error) => req.destroy(error as Error))
+      options.body.pipe(req)
+    } else {
+      req.end()
+    }
+  })
+}
+
+/** Reads a small response body (an error message) and returns it as text. */
+export async function readText(res: http.IncomingMessage, limit = 4096): Promise<string> {
+  let text = ''
+  for await (const chunk of res) {
+    if (text.length < limit) text += (chunk as Buffer).toString('utf8')
+  }
+  return text.slice(0, limit)
+}

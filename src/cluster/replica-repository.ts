@@ -1,0 +1,43 @@
+/** Where each artifact's verified copies are (the node that made it holds the first). */
+import type {DataSource} from 'typeorm'
+import type {ArtifactRecord} from '../db/entities/artifact.js'
+import {ArtifactEntity} from '../db/entities/artifact.js'
+
+export class ReplicaRepository {
+  constructor(private readonly db: DataSource) {}
+
+  async record(artifact: ArtifactRecord, nodeId: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO replicas (artifact_id, node_id, sha256, size, verified_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (artifact_id, node_id) DO UPDATE SET sha256 = EXCLUDED.sha256, size = EXCLUDED.size, verified_at = now()`,
+      [artifact.id, nodeId, artifact.sha256, artifact.size]
+    )
+  }
+
+  /** Nodes holding a verified copy of the artifact as it is now: its maker, then its replicas. */
+  async holders(artifact: ArtifactRecord): Promise<string[]> {
+    const rows = (await this.db.query(`SELECT node_id FROM replicas WHERE artifact_id = $1 AND sha256 = $2 ORDER BY node_id`, [artifact.id, artifact.sha256])) as Array<{node_id: string}>
+    return [artifact.nodeId, ...rows.map((r) => r.node_id).filter((n) => n !== artifact.nodeId)]
+  }
+
+  findArtifact(uploadId: string, path: string): Promise<ArtifactRecord | null> {
+    return this.db.getRepository(ArtifactEntity).findOneBy({uploadId, path})
+  }
+
+  listArtifacts(uploadId: string): Promise<ArtifactRecord[]> {
+    return this.db.getRepository(ArtifactEntity).find({where: {uploadId}, order: {id: 'ASC'}})
+  }
+
+  /** Uploads with an artifact that this node holds and some live peer lacks. */
+  async uploadsToReconcile(nodeId: string, ttlMs: number, limit: number): Promise<string[]> {
+    const rows = (await this.db.query(
+      `SELECT DISTINCT a.upload_id FROM artifacts a
+         JOIN nodes n ON n.id <> a.node_id AND n.last_seen_at > now() - ($2 || ' milliseconds')::interval
+        WHERE (a.node_id = $1 OR EXISTS (SELECT 1 FROM replicas h WHERE h.artifact_id = a.id AND h.node_id = $1 AND h.sha256 = a.sha256))
+          AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.artifact_id = a.id AND r.node_id = n.id AND r.sha256 = a.sha256)
+        LIMIT $3`,
+      [nodeId, String(ttlMs), limit]
+    )) as Array<{upload_id: string}>
+    return rows.map((r) => r.upload_id)
+  }
+}
