@@ -23,6 +23,9 @@ import {UploadConcatenation} from './uploads/concatenation.js'
 import {UploadRepository} from './uploads/upload-repository.js'
 import {UploadStore} from './uploads/upload-store.js'
 import {UploadSweeper} from './uploads/upload-sweeper.js'
+import {NodeMetrics} from './metrics/node-metrics.js'
+import {ObservedUploadStore} from './metrics/observed-upload-store.js'
+import {UploadRetention} from './uploads/retention.js'
 
 export interface RunningNode {
   url: string
@@ -31,6 +34,9 @@ export interface RunningNode {
   store: UploadStore
   sweeper: UploadSweeper
   pipeline: Pipeline
+  /** This node's metrics (its own registry); `metrics.replication` is the cluster's hook for replication lag. */
+  metrics: NodeMetrics
+  retention: UploadRetention
   /** Stops accepting, lets in-flight requests end (up to shutdownTimeout), closes the database. */
   close(): Promise<void>
 }
@@ -47,15 +53,17 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   await mkdir(storageDir, {recursive: true})
   const db = await openDatabase(config)
   const uploads = new UploadRepository(db)
-  const store = new UploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry})
+  const metrics = new NodeMetrics({nodeId: config.nodeId})
+  const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
+  completion.onCompleted(() => metrics.uploadsCompleted.inc())
   const concatenation = new UploadConcatenation(uploads, store, completion, log, {nodeId: config.nodeId, maxSize: config.maxUploadSize})
   const locker = new MemoryLocker()
   const tus = createTusServer({config, locker, store, uploads, completion})
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
-  const app = createApp({config, log, db, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
+  const app = createApp({config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -86,6 +94,19 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   sweeper.start()
   const registry = options.registry ?? consumerRegistry({config, db, log, uploads})
   const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
+  pipeline.runner.onSettled((job) => metrics.jobSettled(job.kind, job.status, job.seconds))
+  const retention = new UploadRetention(db, log.child({component: 'retention'}), {
+    nodeId: config.nodeId,
+    filePath: (id) => store.filePath(id),
+    expiredGraceMs: config.expiredUploadGrace,
+    originalRetentionMs: config.originalRetention,
+    intervalMs: config.retentionInterval,
+  })
+  retention.onReport((report) => {
+    metrics.retentionRemoved.inc({what: 'upload_rows'}, report.deletedRows.length)
+    metrics.retentionRemoved.inc({what: 'originals'}, report.removedOriginals.length)
+  })
+  retention.start()
   log.info({url, nodeId: config.nodeId, dataDir: config.dataDir, database: config.databaseUrl ? 'postgresql' : 'embedded'}, 'upload node listening')
 
   let closing: Promise<void> | undefined
@@ -104,6 +125,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       server.closeAllConnections()
       await stopped
       await sweeper.stop()
+      await retention.stop()
       // Cut requests still record how far they got: give their handlers a moment to finish.
       await new Promise((resolve) => setTimeout(resolve, 50))
       await pipeline.close(config.shutdownTimeout)
@@ -111,5 +133,5 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       log.info('shut down')
     })())
 
-  return {url, db, uploads, store, sweeper, pipeline, close}
+  return {url, db, uploads, store, sweeper, pipeline, metrics, retention, close}
 }

@@ -9,6 +9,8 @@ import type {Server as TusServer} from '@tus/server'
 import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {JobRepository} from '../jobs/job-repository.js'
+import {metricsRoute, requestLatency} from '../metrics/http.js'
+import type {NodeMetrics} from '../metrics/node-metrics.js'
 import {MediaRepository} from '../media/media-repository.js'
 import type {UploadConcatenation} from '../uploads/concatenation.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
@@ -27,6 +29,7 @@ export interface AppDeps {
   config: Config
   log: Logger
   db: DataSource
+  metrics: NodeMetrics
   uploads: UploadRepository
   tus: TusServer
   store: UploadStore
@@ -47,6 +50,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const origins = allowedOrigins(deps.config)
 
   app.use(requestContext(deps.log))
+  app.use(requestLatency(deps.metrics))
   app.use(
     cors({
       origin: (ctx) => (origins === undefined ? '*' : origins.includes(ctx.get('origin')) ? ctx.get('origin') : ''),
@@ -57,6 +61,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   )
   app.use(errorHandler())
   app.use(health.routes())
+  app.use(metricsRoute({metrics: deps.metrics, db: deps.db, nodeId: deps.config.nodeId, token: deps.config.metricsToken}))
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(authenticate(deps.authenticator))
   app.use(resumableDraftEndpoint(deps.resumableDraft))

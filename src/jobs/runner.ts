@@ -34,9 +34,19 @@ class Stopping extends Error {
   override name = 'Stopping'
 }
 
+/** One settled attempt, for observers (metrics): what ran, how it ended, how long it took. */
+export interface SettledJob {
+  kind: JobKind
+  jobId: number
+  uploadId: string
+  status: typeof JobStatus.Succeeded | typeof JobStatus.Failed | typeof JobStatus.Dead
+  seconds: number
+}
+
 export class JobRunner {
   private readonly subscriptions: Subscription[] = []
   private readonly inFlight = new Set<InFlight>()
+  private readonly settledListeners: Array<(settled: SettledJob) => void> = []
   private stopping = false
   private closing?: Promise<void>
 
@@ -52,6 +62,11 @@ export class JobRunner {
     const idle = kinds.filter((kind) => !consumed.includes(kind))
     if (idle.length > 0) log.info({kinds: idle}, 'no handler registered for these kinds here; their jobs wait for a worker that has one')
     return consumed
+  }
+
+  /** Called after each attempt whose outcome this runner committed. */
+  onSettled(listener: (settled: SettledJob) => void): void {
+    this.settledListeners.push(listener)
   }
 
   get activeJobs(): number {
@@ -93,24 +108,28 @@ export class JobRunner {
       return delivery.deadLetter(`malformed message: ${parsed.reason}`)
     }
     const message = parsed.message
+    // Every line about this job carries its upload (and, once known, job) id.
+    const uploadLog = log.child({uploadId: message.uploadId})
     let job: JobRecord
     try {
       const started = await jobs.begin(message.uploadId, kind, nodeId)
       if (started.finished) {
-        log.info({uploadId: message.uploadId, status: started.job.status}, 'job already finished; acknowledging the duplicate')
+        uploadLog.info({jobId: started.job.id, status: started.job.status}, 'job already finished; acknowledging the duplicate')
         return delivery.ack()
       }
       job = started.job
     } catch (error) {
-      log.error({err: error, uploadId: message.uploadId}, 'could not record the job start; retrying later')
+      uploadLog.error({err: error}, 'could not record the job start; retrying later')
       return delivery.retry(1, 'the jobs table could not be written')
     }
-    const outcome = await this.runHandler(kind, message, job, abort, log)
+    const jobLog = uploadLog.child({jobId: job.id})
+    const startedAt = performance.now()
+    const outcome = await this.runHandler(kind, message, job, abort, jobLog)
     if (outcome === 'stopped') {
-      await jobs.handBack(job).catch((error: unknown) => log.error({err: error}, 'could not record the hand-back'))
+      await jobs.handBack(job).catch((error: unknown) => jobLog.error({err: error}, 'could not record the hand-back'))
       return delivery.requeue()
     }
-    await this.settle(kind, delivery, job, outcome, log)
+    await this.settle(kind, delivery, job, outcome, jobLog, (performance.now() - startedAt) / 1000)
   }
 
   private async runHandler(kind: JobKind, message: JobMessage, job: JobRecord, abort: AbortController, log: Logger): Promise<JobOutcome | 'stopped'> {
@@ -123,7 +142,7 @@ export class JobRunner {
       attempt: job.attempts,
       nodeId: this.options.nodeId,
       signal: abort.signal,
-      log: log.child({uploadId: message.uploadId, attempt: job.attempts}),
+      log: log.child({attempt: job.attempts}),
       progress: (percent: number) => this.options.jobs.reportProgress(job, percent),
     }
     try {
@@ -137,7 +156,7 @@ export class JobRunner {
   }
 
   /** Commit first, then settle the message: a crash in between redelivers, never loses. */
-  private async settle(kind: JobKind, delivery: Delivery, job: JobRecord, outcome: JobOutcome, log: Logger): Promise<void> {
+  private async settle(kind: JobKind, delivery: Delivery, job: JobRecord, outcome: JobOutcome, log: Logger, seconds: number): Promise<void> {
     const maxAttempts = this.options.policies[kind].attempts
     const disposition = dispose(outcome, job.attempts, maxAttempts)
     const status = disposition.action === 'ack' ? JobStatus.Succeeded : disposition.action === 'retry' ? JobStatus.Failed : JobStatus.Dead
@@ -146,14 +165,15 @@ export class JobRunner {
     try {
       owned = await this.options.jobs.finish(job, status, error)
     } catch (err) {
-      log.error({err, uploadId: job.uploadId}, 'could not record the job outcome; handing the message back')
+      log.error({err}, 'could not record the job outcome; handing the message back')
       return delivery.requeue()
     }
     if (!owned) {
-      log.warn({uploadId: job.uploadId, attempt: job.attempts}, 'another worker took this job over; dropping this attempt')
+      log.warn({attempt: job.attempts}, 'another worker took this job over; dropping this attempt')
       return delivery.ack()
     }
-    const fields = {uploadId: job.uploadId, attempt: job.attempts}
+    for (const listener of this.settledListeners) listener({kind, jobId: job.id, uploadId: job.uploadId, status, seconds})
+    const fields = {attempt: job.attempts}
     switch (disposition.action) {
       case 'ack':
         log.info(fields, 'job succeeded')
