@@ -63,7 +63,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
-  const app = createApp({config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
+  let startedPipeline: Pipeline | undefined
+  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -94,6 +95,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   sweeper.start()
   const registry = options.registry ?? consumerRegistry({config, db, log, uploads})
   const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
+  startedPipeline = pipeline
   pipeline.runner.onSettled((job) => metrics.jobSettled(job.kind, job.status, job.seconds))
   const retention = new UploadRetention(db, log.child({component: 'retention'}), {
     nodeId: config.nodeId,

@@ -4,16 +4,14 @@
  * in-process broker all consumers too); `ingest worker --kinds transcode,snapshot` runs
  * consumers alone against RabbitMQ. Both read their settings from the environment (see
  * src/config) and stop gracefully on SIGTERM. Any failure ends in a non-zero exit code.
+ *
+ * The admin commands (uploads, jobs, requeue, dlq, nodes: cli/admin) are clients of a node's
+ * admin API; the server modules are loaded only by serve and worker, so they start fast.
  */
-import {Command, InvalidArgumentError} from 'commander'
-import {consumerRegistry} from '../../consumers/index.js'
-import {ConfigError, loadConfig, type Config} from '../config/index.js'
+import {Command, CommanderError, InvalidArgumentError} from 'commander'
+import type {Config} from '../config/index.js'
 import {isJobKind, JOB_KINDS, type JobKind} from '../jobs/job-kinds.js'
-import {createLogger} from '../logger.js'
-import {startNode} from '../node.js'
-import {UploadRepository} from '../uploads/upload-repository.js'
-import {exitOnSignals} from './signals.js'
-import {startWorker} from './worker.js'
+import {adminCommands, CliFailure, ExitCode, withUsageOnError} from './admin/index.js'
 
 function parseKinds(value: string): JobKind[] {
   const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
@@ -22,7 +20,8 @@ function parseKinds(value: string): JobKind[] {
   return kinds as JobKind[]
 }
 
-function configOrExit(): Config {
+async function configOrExit(): Promise<Config> {
+  const {ConfigError, loadConfig} = await import('../config/index.js')
   try {
     return loadConfig()
   } catch (error) {
@@ -35,14 +34,22 @@ function configOrExit(): Config {
 }
 
 async function serve(options: {kinds?: JobKind[]}): Promise<void> {
-  const config = configOrExit()
+  const config = await configOrExit()
+  const [{createLogger}, {startNode}, {exitOnSignals}] = await Promise.all([import('../logger.js'), import('../node.js'), import('./signals.js')])
   const log = createLogger({level: config.logLevel})
   const node = await startNode(config, log, options.kinds ? {kinds: options.kinds} : {})
   exitOnSignals(() => node.close(), log)
 }
 
 async function worker(options: {kinds: JobKind[]}): Promise<void> {
-  const config = configOrExit()
+  const config = await configOrExit()
+  const [{createLogger}, {consumerRegistry}, {UploadRepository}, {exitOnSignals}, {startWorker}] = await Promise.all([
+    import('../logger.js'),
+    import('../../consumers/index.js'),
+    import('../uploads/upload-repository.js'),
+    import('./signals.js'),
+    import('./worker.js'),
+  ])
   const log = createLogger({level: config.logLevel})
   if (!config.amqpUrl) {
     process.stderr.write('ingest: worker needs AMQP_URL; without RabbitMQ, `ingest serve` (or npm start) runs the jobs itself\n')
@@ -55,7 +62,9 @@ async function worker(options: {kinds: JobKind[]}): Promise<void> {
   exitOnSignals(() => running.close(), log)
 }
 
-const program = new Command('ingest').description('video-ingest: resumable uploads and their processing')
+const program = withUsageOnError(new Command('ingest').description('video-ingest: resumable uploads and their processing'))
+// Commander's errors become usage errors (exit 2); --help exits 0. Set before the commands: they inherit it.
+program.exitOverride()
 program
   .command('serve')
   .description('run an upload node (HTTP API, tus endpoint, outbox relay)')
@@ -67,7 +76,14 @@ program
   .requiredOption('--kinds <kinds>', `kinds of jobs to take (${JOB_KINDS.join(',')})`, parseKinds)
   .action(worker)
 
+adminCommands(program)
+
 program.parseAsync().catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage
+    return
+  }
   process.stderr.write(`ingest: ${(error as Error).message}\n`)
-  process.exit(1)
+  if (error instanceof CliFailure) process.exitCode = error.exitCode
+  else process.exit(1) // serve or worker failed to start: do not wait for what it left open
 })

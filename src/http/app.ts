@@ -9,6 +9,7 @@ import type {Server as TusServer} from '@tus/server'
 import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {JobRepository} from '../jobs/job-repository.js'
+import type {Pipeline} from '../jobs/pipeline.js'
 import {metricsRoute, requestLatency} from '../metrics/http.js'
 import type {NodeMetrics} from '../metrics/node-metrics.js'
 import {MediaRepository} from '../media/media-repository.js'
@@ -20,6 +21,7 @@ import {errorHandler} from './error-handler.js'
 import {requestContext, type AppState} from './request-context.js'
 import {DRAFT_EXPOSED_HEADERS} from './resumable-draft/interop.js'
 import {resumableDraftEndpoint, type ResumableDraftDeps} from './resumable-draft/endpoint.js'
+import {adminApi} from './routes/admin.js'
 import {healthRoutes} from './routes/health.js'
 import {mediaRoute} from './routes/media.js'
 import {uploadRoutes} from './routes/uploads.js'
@@ -38,6 +40,8 @@ export interface AppDeps {
   /** The IETF resumable-upload draft endpoint's own dependencies (the same store, locker, completion as tus). */
   resumableDraft: ResumableDraftDeps
   storageDir: string
+  /** The node's job pipeline, once started (the admin API requeues through it). */
+  pipeline: () => Pipeline | undefined
 }
 
 const TUS_HEADERS = ['Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-Size', 'Upload-Offset', 'Upload-Length', 'Upload-Metadata', 'Upload-Defer-Length', 'Upload-Concat', 'Location']
@@ -61,6 +65,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   )
   app.use(errorHandler())
   app.use(health.routes())
+  app.use(adminApi({config: deps.config, log: deps.log, db: deps.db, pipeline: deps.pipeline}))
   app.use(metricsRoute({metrics: deps.metrics, db: deps.db, nodeId: deps.config.nodeId, token: deps.config.metricsToken}))
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(authenticate(deps.authenticator))

@@ -4,9 +4,9 @@
  * (each with its kind's prefetch). Publishing while disconnected fails at once with
  * BrokerUnavailable, so callers (the outbox relay) back off instead of piling up.
  */
-import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options, type RecoveringChannelModel} from 'amqplib'
+import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type GetMessage, type Message, type Options, type RecoveringChannelModel} from 'amqplib'
 import type {Logger} from 'pino'
-import {BrokerUnavailable, encode, type Broker, type Delivery, type DeliveryHandler, type Subscription} from './broker.js'
+import {BrokerUnavailable, encode, type Broker, type DeadLetterMessage, type Delivery, type DeliveryHandler, type Subscription, type TakenDeadLetter} from './broker.js'
 import {declareTopology} from './amqp-topology.js'
 import type {JobKind} from './job-kinds.js'
 import type {JobMessage} from './messages.js'
@@ -96,6 +96,47 @@ export class AmqpBroker implements Broker {
         if (consumer.channel && consumer.tag) await consumer.channel.cancel(consumer.tag).catch(() => {})
       },
     }
+  }
+
+  /**
+   * Peeking gets messages without acking them and closes the channel, which returns them in
+   * order. (On RabbitMQ 4, whose quorum queues have a default delivery limit, each peek counts
+   * as a delivery of the dead letters.)
+   */
+  async peekDeadLetters(kind: JobKind, limit: number): Promise<{total: number; letters: DeadLetterMessage[]}> {
+    return this.withChannel(async (channel) => {
+      const queue = this.options.topology.deadQueue(kind)
+      const {messageCount} = await channel.checkQueue(queue)
+      const letters: DeadLetterMessage[] = []
+      for (let message = await nextMessage(channel, queue, limit, 0); message; message = await nextMessage(channel, queue, limit, letters.length)) {
+        letters.push(deadLetterOf(message))
+      }
+      return {total: messageCount, letters}
+    })
+  }
+
+  async takeDeadLetters(kind: JobKind, limit: number): Promise<{letters: TakenDeadLetter[]; done(): Promise<void>}> {
+    const model = this.model
+    if (!model) throw new BrokerUnavailable('not connected to RabbitMQ')
+    const channel = await model.createChannel()
+    channel.on('error', (error: Error) => this.options.log.warn({err: error, kind}, 'RabbitMQ dead-letter channel error'))
+    const queue = this.options.topology.deadQueue(kind)
+    const letters: TakenDeadLetter[] = []
+    try {
+      for (let message = await nextMessage(channel, queue, limit, 0); message; message = await nextMessage(channel, queue, limit, letters.length)) {
+        const taken = message
+        letters.push({...deadLetterOf(taken), remove: async () => channel.ack(taken), keep: async () => channel.nack(taken, false, true)})
+      }
+    } catch (error) {
+      await channel.close().catch(() => {})
+      throw error
+    }
+    // Closing returns whatever was neither removed nor kept.
+    return {letters, done: () => channel.close().catch(() => {})}
+  }
+
+  async purgeDeadLetters(kind: JobKind): Promise<number> {
+    return this.withChannel(async (channel) => (await channel.purgeQueue(this.options.topology.deadQueue(kind))).messageCount)
   }
 
   async close(): Promise<void> {
@@ -192,6 +233,18 @@ export class AmqpBroker implements Broker {
     }
   }
 
+  private async withChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
+    const model = this.model
+    if (!model) throw new BrokerUnavailable('not connected to RabbitMQ')
+    const channel = await model.createChannel()
+    channel.on('error', (error: Error) => this.options.log.warn({err: error}, 'RabbitMQ admin channel error'))
+    try {
+      return await work(channel)
+    } finally {
+      await channel.close().catch(() => {})
+    }
+  }
+
   private publish(exchange: string, routingKey: string, body: Buffer, options: Options.Publish): Promise<void> {
     const channel = this.publisher
     if (!channel) return Promise.reject(new BrokerUnavailable('not connected to RabbitMQ'))
@@ -208,5 +261,23 @@ export class AmqpBroker implements Broker {
         reject(new BrokerUnavailable('could not publish to RabbitMQ', {cause: error}))
       }
     })
+  }
+}
+
+function nextMessage(channel: Channel, queue: string, limit: number, taken: number): Promise<GetMessage | false> {
+  return taken >= limit ? Promise.resolve(false) : channel.get(queue, {noAck: false})
+}
+
+/** Our dead letters carry x-dead-* headers; those RabbitMQ dead-lettered itself (delivery limit) carry x-death. */
+function deadLetterOf(message: Message): DeadLetterMessage {
+  const headers = message.properties.headers ?? {}
+  const death = (headers['x-death'] as Array<{reason?: string}> | undefined)?.[0]
+  const at = headers['x-dead-at'] as string | undefined
+  const timestamp = message.properties.timestamp as number | undefined
+  return {
+    body: message.content,
+    reason: (headers['x-dead-reason'] as string | undefined) ?? (death?.reason ? `dead-lettered by RabbitMQ: ${death.reason}` : null),
+    deadAt: at ? new Date(at) : timestamp ? new Date(timestamp) : null,
+    node: (headers['x-dead-node'] as string | undefined) ?? null,
   }
 }

@@ -28,7 +28,35 @@ export interface Subscription {
   cancel(): Promise<void>
 }
 
-export interface Broker {
+/** A message in a kind's dead-letter queue, as an operator sees it. */
+export interface DeadLetterMessage {
+  readonly body: Buffer
+  /** Why it was dead-lettered (the runner's reason, or the broker's delivery limit). */
+  readonly reason: string | null
+  readonly deadAt: Date | null
+  /** The node that dead-lettered it, when known. */
+  readonly node: string | null
+}
+
+/** A dead letter taken for replay: exactly one of the two settles it. */
+export interface TakenDeadLetter extends DeadLetterMessage {
+  /** Removes it from the dead-letter queue (it was replayed or is obsolete). */
+  remove(): Promise<void>
+  /** Leaves it in the dead-letter queue. */
+  keep(): Promise<void>
+}
+
+/** Operators' access to the dead-letter queues (the admin API); the runner never uses it. */
+export interface DeadLetterQueues {
+  /** Up to `limit` dead letters, oldest first, left in place; and how many there are. */
+  peekDeadLetters(kind: JobKind, limit: number): Promise<{total: number; letters: DeadLetterMessage[]}>
+  /** Takes up to `limit` dead letters; `done()` keeps any not settled. */
+  takeDeadLetters(kind: JobKind, limit: number): Promise<{letters: TakenDeadLetter[]; done(): Promise<void>}>
+  /** Removes every dead letter of a kind; how many there were. */
+  purgeDeadLetters(kind: JobKind): Promise<number>
+}
+
+export interface Broker extends DeadLetterQueues {
   readonly name: 'amqp' | 'memory'
   start(): Promise<void>
   /** Resolves once the broker has the event (publisher confirm); rejects with BrokerUnavailable. */

@@ -21,6 +21,29 @@ export interface JobWithHistory extends JobRecord {
   history: JobAttemptRecord[]
 }
 
+export interface JobFilter {
+  status?: JobStatus
+  kind?: JobKind
+  uploadId?: string
+  /** Jobs changed at or after this instant. */
+  since?: Date
+  limit: number
+}
+
+export interface RequeueOptions {
+  /** Also requeue jobs that are running, queued or succeeded (a stuck worker, a lost message, a re-run). */
+  force: boolean
+  dryRun: boolean
+}
+
+/** What a requeue did to one job: `skipped` when nothing was needed, `refused` when not allowed. */
+export type RequeueResult =
+  | {result: 'requeued' | 'would-requeue'; job: JobRecord; from: JobStatus}
+  | {result: 'skipped' | 'refused'; job: JobRecord; from: JobStatus; reason: string}
+
+/** Statuses an operator requeues without --force: the job is waiting for a retry, or gave up. */
+export const REQUEUEABLE_STATUSES: readonly JobStatus[] = [JobStatus.Failed, JobStatus.Dead]
+
 type Row = Record<string, unknown>
 
 async function run(tx: EntityManager, sql: string, params: unknown[] = []): Promise<{rows: Row[]; count: number}> {
@@ -148,6 +171,60 @@ export class JobRepository {
   async pending(limit = 10_000): Promise<JobRecord[]> {
     const rows = (await this.db.query(`SELECT * FROM jobs WHERE status = ANY($1::text[]) ORDER BY id LIMIT $2`, [PENDING_STATUSES, limit])) as Row[]
     return rows.map(toJob)
+  }
+
+  /** Most recently changed first (the admin API). */
+  async list(filter: JobFilter): Promise<JobRecord[]> {
+    const rows = (await this.db.query(
+      `SELECT * FROM jobs
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
+          AND ($3::text IS NULL OR upload_id = $3) AND ($4::timestamptz IS NULL OR updated_at >= $4)
+        ORDER BY updated_at DESC, id DESC LIMIT $5`,
+      [filter.status ?? null, filter.kind ?? null, filter.uploadId ?? null, filter.since?.toISOString() ?? null, filter.limit]
+    )) as Row[]
+    return rows.map(toJob)
+  }
+
+  async withHistory(id: number): Promise<JobWithHistory | null> {
+    const job = await this.db.getRepository(JobEntity).findOneBy({id})
+    if (!job) return null
+    const history = await this.db.getRepository(JobAttemptEntity).find({where: {jobId: id}, order: {attempt: 'ASC'}})
+    return {...job, history}
+  }
+
+  /**
+   * Puts a job back in the queue for an operator: status queued, error and progress cleared,
+   * its attempt history kept (attempt numbers carry on from it). `publish` sends the new message
+   * while the row is still locked, so a consumer that gets it waits for this commit and sees the
+   * job queued; if publishing fails, nothing changes. A job already queued is skipped: requeueing
+   * twice queues one run. Running, queued and succeeded jobs need `force`; a running one's open
+   * attempt is closed as abandoned, and its worker's result is then dropped.
+   */
+  requeue(id: number, options: RequeueOptions, publish: (job: JobRecord) => Promise<void>): Promise<RequeueResult | null> {
+    return this.db.transaction(async (tx) => {
+      const {rows} = await run(tx, `SELECT * FROM jobs WHERE id = $1 FOR UPDATE`, [id])
+      if (rows.length === 0) return null
+      const job = toJob(rows[0]!)
+      const from = job.status
+      if (!options.force && !REQUEUEABLE_STATUSES.includes(from)) {
+        if (from === JobStatus.Queued) return {result: 'skipped', job, from, reason: 'already queued'}
+        return {result: 'refused', job, from, reason: `the job is ${from}; use --force to requeue it anyway`}
+      }
+      if (options.dryRun) return {result: 'would-requeue', job, from}
+      if (from === JobStatus.Running) {
+        await run(tx, `UPDATE job_attempts SET outcome = 'abandoned', finished_at = now(), error = 'requeued by an operator while running' WHERE job_id = $1 AND finished_at IS NULL`, [id])
+      }
+      const updated = await run(
+        tx,
+        `UPDATE jobs SET status = 'queued', last_error = NULL, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
+          WHERE id = $1 RETURNING *`,
+        [id]
+      )
+      const requeued = toJob(updated.rows[0]!)
+      await this.announce(tx, requeued, null)
+      await publish(requeued)
+      return {result: 'requeued', job: requeued, from}
+    })
   }
 
   private async closeAttempt(tx: EntityManager, job: JobRecord, outcome: AttemptOutcome, error: string | null): Promise<void> {

@@ -4,7 +4,7 @@
  * kind. It keeps nothing on disk: the jobs table is the durable record, and the node queues
  * pending jobs again at start-up (see pipeline.ts).
  */
-import type {Broker, Delivery, DeliveryHandler, Subscription} from './broker.js'
+import type {Broker, DeadLetterMessage, Delivery, DeliveryHandler, Subscription, TakenDeadLetter} from './broker.js'
 import {BrokerUnavailable, encode} from './broker.js'
 import {JOB_KINDS, type JobKind} from './job-kinds.js'
 import type {JobMessage} from './messages.js'
@@ -66,6 +66,29 @@ export class MemoryBroker implements Broker {
 
   deadLetters(kind: JobKind): readonly DeadLetter[] {
     return this.dead.get(kind)!
+  }
+
+  async peekDeadLetters(kind: JobKind, limit: number): Promise<{total: number; letters: DeadLetterMessage[]}> {
+    const dead = this.dead.get(kind)!
+    return {total: dead.length, letters: dead.slice(0, limit).map(asMessage)}
+  }
+
+  /** Nothing leaves the list until removed: a replay that fails half-way loses no letter. */
+  async takeDeadLetters(kind: JobKind, limit: number): Promise<{letters: TakenDeadLetter[]; done(): Promise<void>}> {
+    const dead = this.dead.get(kind)!
+    const letters = dead.slice(0, limit).map((letter) => ({
+      ...asMessage(letter),
+      remove: async () => {
+        const index = dead.indexOf(letter)
+        if (index >= 0) dead.splice(index, 1)
+      },
+      keep: async () => {},
+    }))
+    return {letters, done: async () => {}}
+  }
+
+  async purgeDeadLetters(kind: JobKind): Promise<number> {
+    return this.dead.get(kind)!.splice(0).length
   }
 
   depth(kind: JobKind): number {
@@ -148,4 +171,8 @@ export class MemoryBroker implements Broker {
         }),
     }
   }
+}
+
+function asMessage(letter: DeadLetter): DeadLetterMessage {
+  return {body: letter.body, reason: letter.reason, deadAt: letter.at, node: null}
 }
