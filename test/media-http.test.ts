@@ -89,7 +89,7 @@ describe('media over HTTP, through the job pipeline', () => {
       assert.ok(listed.includes(expected), `${expected} in ${listed.join(', ')}`)
     }
     assert.ok(!listed.some((a) => a.endsWith('.ts')), 'segments are reached through playlists, not listed')
-    assert.ok(artifacts.every((a) => a.url.startsWith(`${node.url}/media/${videoId}/`)))
+    for (const a of artifacts) assert.ok(a.url.startsWith(`${node.url}/media/${videoId}/`), a.url)
   })
 
   it('serves each artifact with its content type and caching', async () => {

@@ -126,7 +126,7 @@ export function uploadRoutes(
     ctx.body = {
       ...uploadView(row),
       jobs: (await jobs.forUpload(row.id)).map(jobView),
-      ...(artifacts ? {artifacts: artifactsView(ctx.origin, await artifacts.listArtifacts(row.id))} : {}),
+      ...(artifacts ? {artifacts: artifactsView(`${ctx.protocol}://${ctx.host}`, await artifacts.listArtifacts(row.id))} : {}),
     }
   })
 
