@@ -58,7 +58,8 @@ export function createLogger(options: LoggerOptions): Logger {
       // The request's logger already binds its ids; a duplicate key would only add noise.
       return context && logger !== context.log ? {requestId: context.requestId} : {}
     },
-    serializers: {err: (error: Error) => scrubValue(pino.stdSerializers.err(error), 4)},
+    // The standard serializer's result has its own prototype: copy its fields to scrub them.
+    serializers: {err: (error: Error) => scrubValue({...pino.stdSerializers.err(error)}, 4)},
     formatters: {log: (object) => scrubValue(object, 4) as Record<string, unknown>},
     hooks: {
       logMethod(args, method) {
