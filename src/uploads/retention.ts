@@ -97,7 +97,8 @@ export class UploadRetention {
    * orphan them.
    */
   private async deleteGoneRows(tx: EntityManager): Promise<string[]> {
-    const rows = (await tx.query(
+    const rows = (await records(
+      tx,
       `DELETE FROM uploads WHERE id IN (
          SELECT u.id FROM uploads u
          WHERE u.status IN ('expired', 'terminated') AND u.updated_at < now() - $1::float8 * interval '1 millisecond'
@@ -140,6 +141,12 @@ export class UploadRetention {
     }
     return removed
   }
+}
+
+/** Rows of any statement (TypeORM's query() answers a DELETE … RETURNING with [rows, count]). */
+async function records(tx: EntityManager, sql: string, params: unknown[]): Promise<unknown[]> {
+  const result = await tx.queryRunner!.query(sql, params, true)
+  return (result.records ?? []) as unknown[]
 }
 
 function ignoreMissing(error: NodeJS.ErrnoException): void {
