@@ -18,6 +18,8 @@ export interface FfmpegRunOptions {
   onProgress?: (percent: number) => void
   /** Aborting kills the run (worker shutdown). */
   signal?: AbortSignal
+  /** Told the command line once ffmpeg started (logs, the benchmark's baseline). */
+  onCommand?: (commandLine: string) => void
 }
 
 const STDERR_TAIL_LINES = 200
@@ -91,6 +93,7 @@ export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: Ff
       .setFfmpegPath(tools.ffmpegPath)
       .on('start', (line: string) => {
         commandLine = [tools.ffmpegPath, ...line.split(' ').slice(1)].map(quote).join(' ')
+        options.onCommand?.(commandLine)
         pid = (command as unknown as {ffmpegProc?: {pid?: number}}).ffmpegProc?.pid
         timer = setTimeout(() => {
           timedOut = true

@@ -29,6 +29,8 @@ export interface TranscodeOptions {
   signal?: AbortSignal
   /** Whole-job percent, 0..100, never going back. */
   onProgress?: (percent: number) => void
+  /** Each ffmpeg command line, as it starts. */
+  onCommand?: (commandLine: string) => void
   /** A rendition's files are in place and listed in the master playlist: the upload is playable. */
   onRendition?: (done: PublishedRendition) => Promise<void>
 }
@@ -84,6 +86,7 @@ const runOptions = (o: TranscodeOptions, onProgress: (p: number) => void) => ({
   timeoutMs: o.timeoutMs,
   onProgress,
   ...(o.signal ? {signal: o.signal} : {}),
+  ...(o.onCommand ? {onCommand: o.onCommand} : {}),
 })
 
 /** Encodes (or, with `copyFrom`, cuts) one HLS rendition into hls/<name>/, published as a whole directory. */
