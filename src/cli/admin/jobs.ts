@@ -43,7 +43,7 @@ export function historyTable(history: AttemptView[], indent = ''): string {
     ['OUTCOME', (a) => a.outcome ?? 'running'],
     ['STARTED', (a) => a.startedAt],
     ['TOOK', seconds],
-    ['ERROR', (a) => a.error],
+    ['ERROR', (a) => truncate(a.error, 100)],
   ])
   return text
     .split('\n')
