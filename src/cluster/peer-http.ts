@@ -28,10 +28,14 @@ function forwardableRawHeaders(raw: string[], keepTrailerHeader = false): string
  */
 export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<string, string>, unavailableMessage: string): Promise<void> {
   const target = new URL(ctx.originalUrl, base)
-  const headers: Array<[string, string]> = []
+  // Raw header pairs keep the client's names and repeats; Node adds no Host to those.
+  const headers: Array<[string, string]> = [['Host', target.host]]
   const raw = forwardableRawHeaders(ctx.req.rawHeaders, true)
   for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!])
-  headers.push(['X-Forwarded-For', ctx.ip], ['X-Forwarded-Host', ctx.host], ['X-Forwarded-Proto', ctx.protocol])
+  // What a load balancer in front already said about the client stays as it said it.
+  if (!ctx.get('x-forwarded-for')) headers.push(['X-Forwarded-For', ctx.ip])
+  if (!ctx.get('x-forwarded-host')) headers.push(['X-Forwarded-Host', ctx.host])
+  if (!ctx.get('x-forwarded-proto')) headers.push(['X-Forwarded-Proto', ctx.protocol])
   for (const [name, value] of Object.entries(extraHeaders)) headers.push([name, value])
 
   ctx.respond = false
