@@ -176,7 +176,7 @@ describe('ingest admin commands against a node with PostgreSQL and RabbitMQ', {t
   test('requeueing twice in a row queues one run', async () => {
     // No process here consumes fanout jobs: the message waits in the queue, where we count it.
     const uploadId = await completedUpload(node.db)
-    const [{id}] = (await node.db.query(`INSERT INTO jobs (upload_id, kind, status, attempts, last_error) VALUES ($1, 'fanout', 'dead', 1, 'peer down') RETURNING id`, [uploadId])) as Array<{id: string}>
+    const [{id}] = (await node.db.query(`INSERT INTO jobs (upload_id, kind, status, attempts, last_error) VALUES ($1, 'fanout', 'dead', 1, 'peer down') RETURNING id`, [uploadId])) as [{id: string}]
     const first = await cli('requeue', String(id), '--json')
     const second = await cli('requeue', String(id), '--json')
     assert.equal(first.code, 0, first.stderr)
