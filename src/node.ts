@@ -4,6 +4,7 @@
  */
 import {mkdir} from 'node:fs/promises'
 import http from 'node:http'
+import os from 'node:os'
 import type {AddressInfo} from 'node:net'
 import path from 'node:path'
 import type {Logger} from 'pino'
@@ -14,6 +15,7 @@ import {openDatabase} from './db/database.js'
 import {createAuthenticator} from './http/auth.js'
 import {createApp} from './http/app.js'
 import {createTusServer} from './http/tus.js'
+import {createCluster, type ClusterParts} from './cluster/index.js'
 import {MemoryLocker} from '@tus/server'
 import type {JobKind} from './jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from './jobs/pipeline.js'
@@ -34,6 +36,7 @@ export interface RunningNode {
   store: UploadStore
   sweeper: UploadSweeper
   pipeline: Pipeline
+  cluster: ClusterParts
   /** This node's metrics (its own registry); `metrics.replication` is the cluster's hook for replication lag. */
   metrics: NodeMetrics
   retention: UploadRetention
@@ -57,14 +60,20 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
   completion.onCompleted(() => metrics.uploadsCompleted.inc())
-  const concatenation = new UploadConcatenation(uploads, store, completion, log, {nodeId: config.nodeId, maxSize: config.maxUploadSize})
+  const self = {id: config.nodeId, url: config.nodeUrl ?? ''}
+  const clusterParts = createCluster(config, db, log, self)
+  const concatenation = new UploadConcatenation(uploads, store, completion, log, {
+    nodeId: config.nodeId,
+    maxSize: config.maxUploadSize,
+    openRemotePart: (part) => clusterParts.cluster.openUploadContent(part.nodeId, part.id),
+  })
   const locker = new MemoryLocker()
   const tus = createTusServer({config, locker, store, uploads, completion})
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
   let startedPipeline: Pipeline | undefined
-  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, resumableDraft: {config, locker, store, uploads, completion}})
+  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, resumableDraft: {config, locker, store, uploads, completion}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -89,11 +98,13 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const {port} = server.address() as AddressInfo
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`
+  self.url ||= host === '0.0.0.0' || host === '[::]' ? `http://${os.hostname()}:${port}` : url
+  await clusterParts.cluster.registry.start()
 
   const sweeper = new UploadSweeper(store, completion, concatenation, log, config.expirySweepInterval)
   await sweeper.sweep()
   sweeper.start()
-  const registry = options.registry ?? consumerRegistry({config, db, log, uploads})
+  const registry = options.registry ?? consumerRegistry({config, db, log, uploads, replicator: clusterParts.replicator})
   const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
   startedPipeline = pipeline
   pipeline.runner.onSettled((job) => metrics.jobSettled(job.kind, job.status, job.seconds))
@@ -109,7 +120,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
     metrics.retentionRemoved.inc({what: 'originals'}, report.removedOriginals.length)
   })
   retention.start()
-  log.info({url, nodeId: config.nodeId, dataDir: config.dataDir, database: config.databaseUrl ? 'postgresql' : 'embedded'}, 'upload node listening')
+  clusterParts.reconciler.start()
+  log.info({url, nodeUrl: self.url, cluster: clusterParts.cluster.enabled, nodeId: config.nodeId, dataDir: config.dataDir, database: config.databaseUrl ? 'postgresql' : 'embedded'}, 'upload node listening')
 
   let closing: Promise<void> | undefined
   const close = () =>
@@ -127,6 +139,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       server.closeAllConnections()
       await stopped
       await sweeper.stop()
+      await clusterParts.reconciler.stop()
+      await clusterParts.cluster.registry.stop()
       await retention.stop()
       // Cut requests still record how far they got: give their handlers a moment to finish.
       await new Promise((resolve) => setTimeout(resolve, 50))
@@ -135,5 +149,5 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       log.info('shut down')
     })())
 
-  return {url, db, uploads, store, sweeper, pipeline, metrics, retention, close}
+  return {url, db, uploads, store, sweeper, pipeline, metrics, retention, cluster: clusterParts, close}
 }

@@ -108,8 +108,6 @@ export const configSchema = z.object({
   replicationReconcileInterval: duration,
   /** Bearer token for the admin API (/admin, the `ingest` CLI); unset: the admin API is disabled. */
   adminToken: optionalString.refine((v) => v === undefined || v.length >= 16, {message: 'expected at least 16 characters'}),
-  /** Bearer token for the admin API (/admin, the `ingest` CLI); unset: the admin API is disabled. */
-  adminToken: optionalString.refine((v) => v === undefined || v.length >= 16, {message: 'expected at least 16 characters'}),
   /** RabbitMQ; unset runs the in-process broker (embedded default: one process does everything). */
   amqpUrl: url(['amqp:', 'amqps:']),
   /** Every exchange and queue name starts with this (tests and deployments sharing a broker differ). */
@@ -174,7 +172,6 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   nodeTtl: 'NODE_TTL',
   replicationFactor: 'REPLICATION_FACTOR',
   replicationReconcileInterval: 'REPLICATION_RECONCILE_INTERVAL',
-  adminToken: 'ADMIN_TOKEN',
   adminToken: 'ADMIN_TOKEN',
   amqpUrl: 'AMQP_URL',
   queuePrefix: 'QUEUE_PREFIX',

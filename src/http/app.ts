@@ -24,6 +24,10 @@ import {resumableDraftEndpoint, type ResumableDraftDeps} from './resumable-draft
 import {adminApi} from './routes/admin.js'
 import {healthRoutes} from './routes/health.js'
 import {mediaRoute} from './routes/media.js'
+import type {ClusterParts} from '../cluster/index.js'
+import {internalRoutes} from '../cluster/internal-routes.js'
+import {mediaForwarding} from '../cluster/media-forwarding.js'
+import {ownerForwarding} from '../cluster/owner-forwarding.js'
 import {uploadRoutes} from './routes/uploads.js'
 import {allowedOrigins, TUS_EXPOSED_HEADERS, tusEndpoint} from './tus.js'
 
@@ -34,6 +38,7 @@ export interface AppDeps {
   metrics: NodeMetrics
   uploads: UploadRepository
   tus: TusServer
+  cluster: ClusterParts
   store: UploadStore
   concatenation: UploadConcatenation
   authenticator: Authenticator | null
@@ -67,8 +72,11 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(health.routes())
   app.use(adminApi({config: deps.config, log: deps.log, db: deps.db, pipeline: deps.pipeline}))
   app.use(metricsRoute({metrics: deps.metrics, db: deps.db, nodeId: deps.config.nodeId, token: deps.config.metricsToken}))
+  app.use(internalRoutes({...deps.cluster, uploads: deps.uploads, store: deps.store, dataDir: deps.config.dataDir}))
+  app.use(mediaForwarding(deps.cluster.cluster, deps.cluster.replicas, deps.config.dataDir))
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(authenticate(deps.authenticator))
+  app.use(ownerForwarding(deps.cluster.cluster, deps.uploads))
   app.use(resumableDraftEndpoint(deps.resumableDraft))
   app.use(tusEndpoint({tus: deps.tus, config: deps.config, uploads: deps.uploads, store: deps.store, concatenation: deps.concatenation}))
   app.use(uploads.routes()).use(uploads.allowedMethods())

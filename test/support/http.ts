@@ -11,10 +11,11 @@ export interface RawResponse {
 export function request(
   method: string,
   url: string,
-  options: {headers?: Record<string, string | number>; body?: Buffer | string} = {}
+  options: {headers?: Record<string, string | number | undefined>; body?: Buffer | string} = {}
 ): Promise<RawResponse> {
+  const headers = Object.fromEntries(Object.entries(options.headers ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string | number>
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {method, headers: options.headers}, (res) => {
+    const req = http.request(url, {method, headers}, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () =>
