@@ -68,7 +68,7 @@ async function ourLatency(): Promise<number[]> {
     const samples: number[] = []
     for (let i = 0; i < SAMPLES; i++) {
       const id = randomId()
-      await uploads.insert({id, owner: null, filename: null, filetype: null, metadata: {}, size: 1, bytesReceived: 1, status: UploadStatus.Uploading, nodeId: 'bench', sha256: null, md5: null, hashedBytes: 1, hashState: null, failureReason: null, expiresAt: null, completedAt: null})
+      await uploads.insert({id, owner: null, filename: null, filetype: null, metadata: {}, size: 1, bytesReceived: 1, status: UploadStatus.Uploading, nodeId: 'bench', sha256: null, md5: null, failureReason: null, expiresAt: null, completedAt: null})
       const arrived = arrival(id)
       const started = performance.now()
       await uploads.complete(id, {sha256: 'c'.repeat(64), md5: 'd'.repeat(32)})

@@ -104,7 +104,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const sweeper = new UploadSweeper(store, completion, concatenation, log, config.expirySweepInterval)
   await sweeper.sweep()
   sweeper.start()
-  const registry = options.registry ?? consumerRegistry({config, db, log, uploads, replicator: clusterParts.replicator})
+  const registry = options.registry ?? consumerRegistry({config, db, log, uploads, replicator: clusterParts.replicator, cluster: clusterParts.cluster})
   const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
   startedPipeline = pipeline
   pipeline.runner.onSettled((job) => metrics.jobSettled(job.kind, job.status, job.seconds))

@@ -107,7 +107,7 @@ describe('ingest admin commands against a node with PostgreSQL and RabbitMQ', {t
     const owned = randomId()
     await new UploadRepository(node.db).insert({
       id: owned, owner: 'alice', filename: 'alice.mov', filetype: 'video/quicktime', metadata: {}, size: 10, bytesReceived: 3, status: UploadStatus.Uploading,
-      nodeId: node.config.nodeId, sha256: null, md5: null, hashedBytes: 3, hashState: null, failureReason: null, expiresAt: null, completedAt: null,
+      nodeId: node.config.nodeId, sha256: null, md5: null, failureReason: null, expiresAt: null, completedAt: null,
     })
 
     const all = await cli('uploads', 'ls', '--json')

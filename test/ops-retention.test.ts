@@ -43,7 +43,7 @@ describe('retention', {timeout: 60_000}, () => {
   async function upload(id: string, status: UploadStatus, ageDays: number, nodeId = HERE): Promise<void> {
     await new UploadRepository(db).insert({
       id, owner: null, filename: `${id}.mp4`, filetype: 'video/mp4', metadata: {}, size: 4, bytesReceived: 4, status, nodeId,
-      sha256: null, md5: null, hashedBytes: 4, hashState: null, failureReason: null, expiresAt: null, completedAt: null,
+      sha256: null, md5: null, failureReason: null, expiresAt: null, completedAt: null,
     })
     const at = new Date(Date.now() - ageDays * DAY)
     const completedAt = ['completed', 'processing', 'ready'].includes(status) ? at : null

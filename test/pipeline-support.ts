@@ -60,8 +60,7 @@ export async function completedUpload(db: DataSource, id = randomId()): Promise<
     nodeId: 'test-node',
     sha256: null,
     md5: null,
-    hashedBytes: 4,
-    hashState: null,
+   
     failureReason: null,
     expiresAt: null,
     completedAt: null,

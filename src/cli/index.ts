@@ -43,12 +43,13 @@ async function serve(options: {kinds?: JobKind[]}): Promise<void> {
 
 async function worker(options: {kinds: JobKind[]}): Promise<void> {
   const config = await configOrExit()
-  const [{createLogger}, {consumerRegistry}, {UploadRepository}, {exitOnSignals}, {startWorker}] = await Promise.all([
+  const [{createLogger}, {consumerRegistry}, {UploadRepository}, {exitOnSignals}, {startWorker}, {createCluster}] = await Promise.all([
     import('../logger.js'),
     import('../../consumers/index.js'),
     import('../uploads/upload-repository.js'),
     import('./signals.js'),
     import('./worker.js'),
+    import('../cluster/index.js'),
   ])
   const log = createLogger({level: config.logLevel})
   if (!config.amqpUrl) {
@@ -57,7 +58,12 @@ async function worker(options: {kinds: JobKind[]}): Promise<void> {
   }
   const running = await startWorker(config, log, {
     kinds: options.kinds,
-    registry: (db) => consumerRegistry({config, db, log, uploads: new UploadRepository(db)}),
+    registry: (db) => {
+      // A worker is no node (it serves nothing), but it reaches the nodes: to fetch an original
+      // held elsewhere and to fan artifacts out.
+      const {cluster, replicator} = createCluster(config, db, log, {id: config.nodeId, url: config.nodeUrl ?? ''})
+      return consumerRegistry({config, db, log, uploads: new UploadRepository(db), cluster, replicator})
+    },
   })
   exitOnSignals(() => running.close(), log)
 }

@@ -10,7 +10,7 @@ import type {Config} from '../config/index.js'
 import {Outcome} from '../jobs/outcome.js'
 import type {JobHandler} from '../jobs/registry.js'
 import {FfmpegTimedOut, UnplayableMedia} from './errors.js'
-import {MediaJobs} from './media-jobs.js'
+import {MediaJobs, type MediaJobDeps} from './media-jobs.js'
 import {MediaRepository} from './media-repository.js'
 import {checkMediaToolsOnce, locateMediaTools, type MediaTools} from './media-tools.js'
 
@@ -29,7 +29,7 @@ export async function readyMediaTools(config: Pick<Config, 'searchPath' | 'ffmpe
  * The media jobs of this process. The tool check starts now (start-up) and its failure is
  * logged at once, naming what is missing; jobs wait for it and fail (to be retried) while it does.
  */
-export function openMediaJobs(deps: {config: Config; db: DataSource; log: Logger}): MediaJobs {
+export function openMediaJobs(deps: {config: Config; db: DataSource; log: Logger; acquireSource?: MediaJobDeps['acquireSource']}): MediaJobs {
   const tools = readyMediaTools(deps.config)
   tools.then(
     (found) => deps.log.debug({ffmpeg: found.ffmpegPath, ffprobe: found.ffprobePath}, 'media tools ready'),
@@ -40,7 +40,8 @@ export function openMediaJobs(deps: {config: Config; db: DataSource; log: Logger
     repository: new MediaRepository(deps.db),
     config: deps.config,
     // The upload store keeps each upload's bytes in <dataDir>/uploads/<id> (see node.ts).
-    sourcePath: (uploadId) => path.join(deps.config.dataDir, 'uploads', uploadId),
+    acquireSource:
+      deps.acquireSource ?? (async (upload) => ({path: path.join(deps.config.dataDir, 'uploads', upload.id), release: async () => {}})),
   })
 }
 

@@ -21,9 +21,19 @@ export interface MediaJobDeps {
   tools: Promise<MediaTools>
   repository: MediaRepository
   config: Pick<Config, 'dataDir' | 'nodeId' | 'renditions' | 'x264Preset' | 'ffmpegTimeout' | 'thumbnailCount'>
-  /** Where an upload's received bytes are (the upload store's file). */
-  sourcePath: (uploadId: string) => string
+  /**
+   * The upload's received bytes as a local file: the upload store's own file when this node
+   * holds it, else a copy fetched from the node that does; `release` removes such a copy.
+   */
+  acquireSource: (upload: {id: string; nodeId: string}) => Promise<SourceFile>
 }
+
+export interface SourceFile {
+  path: string
+  release(): Promise<void>
+}
+
+type Loaded = {source: string; probe: MediaProbe; release(): Promise<void>}
 
 export interface MediaJobContext {
   signal: AbortSignal
@@ -40,16 +50,17 @@ const PROCESSABLE: UploadStatus[] = [UploadStatus.Completed, UploadStatus.Proces
 export class MediaJobs {
   constructor(private readonly deps: MediaJobDeps) {}
 
-  private async load(uploadId: string): Promise<{source: string; probe: MediaProbe} | {skip: string}> {
+  private async load(uploadId: string): Promise<Loaded | {skip: string}> {
     const upload = await this.deps.repository.findUpload(uploadId)
     if (!upload) return {skip: `upload ${uploadId} no longer exists`}
     if (!PROCESSABLE.includes(upload.status)) return {skip: `upload ${uploadId} is ${upload.status}, nothing to process`}
-    const source = this.deps.sourcePath(uploadId)
+    const source = await this.deps.acquireSource(upload)
     try {
-      const probe = await probeMedia(await this.deps.tools, source)
+      const probe = await probeMedia(await this.deps.tools, source.path)
       await this.deps.repository.recordProbe(uploadId, probe)
-      return {source, probe}
+      return {source: source.path, probe, release: source.release}
     } catch (error) {
+      await source.release()
       if (error instanceof UnplayableMedia) await this.deps.repository.markFailed(uploadId, error.reason)
       throw error
     }
@@ -58,6 +69,14 @@ export class MediaJobs {
   async transcode(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
     const loaded = await this.load(uploadId)
     if ('skip' in loaded) return {done: false, note: loaded.skip}
+    try {
+      return await this.transcodeLoaded(uploadId, loaded, context)
+    } finally {
+      await loaded.release()
+    }
+  }
+
+  private async transcodeLoaded(uploadId: string, loaded: Loaded, context: MediaJobContext): Promise<MediaJobResult> {
     const {repository, config} = this.deps
     const tools = await this.deps.tools
     await repository.markProcessing(uploadId)
@@ -92,6 +111,14 @@ export class MediaJobs {
   async snapshot(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
     const loaded = await this.load(uploadId)
     if ('skip' in loaded) return {done: false, note: loaded.skip}
+    try {
+      return await this.snapshotLoaded(uploadId, loaded, context)
+    } finally {
+      await loaded.release()
+    }
+  }
+
+  private async snapshotLoaded(uploadId: string, loaded: Loaded, context: MediaJobContext): Promise<MediaJobResult> {
     if (!loaded.probe.video) return {done: true, note: 'audio only: no pictures to take'}
     const {repository, config} = this.deps
     const tools = await this.deps.tools

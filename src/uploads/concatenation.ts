@@ -83,8 +83,6 @@ export class UploadConcatenation {
       nodeId: this.options.nodeId,
       sha256: null,
       md5: null,
-      hashedBytes: 0,
-      hashState: null,
       failureReason: null,
       expiresAt: null,
       completedAt: null,
@@ -132,7 +130,7 @@ export class UploadConcatenation {
     const target = this.store.filePath(finalId)
     const temporary = `${target}.assembling`
     await writeFile(temporary, '')
-    const hasher = await UploadHasher.resume(null, 0)
+    const hasher = UploadHasher.fresh()
     const sink = new HashingFileSink(temporary, 0, [hasher])
     const local = parts.filter((p) => p!.nodeId === this.options.nodeId).map((p) => this.store.filePath(p!.id))
     try {
@@ -143,7 +141,8 @@ export class UploadConcatenation {
       await unlink(temporary).catch(() => {})
       throw error
     }
-    await this.uploads.recordProgress(finalId, {bytesReceived: size, hashedBytes: hasher.bytes, hashState: hasher.save(), expiresAt: null})
+    await this.uploads.recordProgress(finalId, {bytesReceived: size, expiresAt: null})
+    this.store.adoptHasher(finalId, hasher)
     await this.completion.complete(finalId)
     // The partials are consumed: their bytes now live in the final upload.
     await Promise.all(local.map((p) => unlink(p).catch(() => {})))

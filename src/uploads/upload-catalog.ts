@@ -56,8 +56,6 @@ export class UploadCatalog implements Configstore {
       nodeId: this.options.nodeId,
       sha256: null,
       md5: null,
-      hashedBytes: 0,
-      hashState: null,
       failureReason: null,
       expiresAt,
       completedAt: null,

@@ -3,48 +3,68 @@ import {createHash, randomBytes} from 'node:crypto'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {describe, it} from 'node:test'
-import {UploadHasher} from './upload-hasher.js'
+import {after, before, describe, it} from 'node:test'
+import {LiveHashers, UploadHasher} from './upload-hasher.js'
 
 const digest = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest('hex')
 
-describe('UploadHasher', () => {
-  it('continues a hash from a saved state as if it had never stopped', async () => {
+describe('UploadHasher and LiveHashers', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hasher-'))
+  })
+  after(() => rm(dir, {recursive: true, force: true}))
+
+  it('gives digests without ending the hash, so the upload can go on', () => {
     const data = randomBytes(300_000)
-    let hasher = await UploadHasher.resume(null, 0)
-    hasher.update(data.subarray(0, 123_457))
-    const saved = hasher.save()
-    hasher = await UploadHasher.resume(new Uint8Array(saved), 123_457)
-    hasher.update(data.subarray(123_457))
+    const hasher = UploadHasher.fresh()
+    hasher.update(data.subarray(0, 1000))
+    assert.equal(hasher.digests().sha256, digest('sha256', data.subarray(0, 1000)))
+    hasher.update(data.subarray(1000))
     assert.deepEqual(hasher.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
   })
 
-  it('catches up on bytes that reached the file after the last saved state, reading only the gap', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'hasher-'))
-    try {
-      const data = randomBytes(100_000)
-      const file = path.join(dir, 'upload')
-      await writeFile(file, data)
-      const first = await UploadHasher.resume(null, 0)
-      first.update(data.subarray(0, 40_000))
-      const resumed = await UploadHasher.resume(first.save(), 40_000)
-      await resumed.catchUp(file, 100_000)
-      assert.equal(resumed.bytes, 100_000)
-      assert.equal(resumed.digests().sha256, digest('sha256', data))
-    } finally {
-      await rm(dir, {recursive: true, force: true})
-    }
+  it('rolls back to a copy (a request whose checksum failed)', () => {
+    const hasher = UploadHasher.fresh()
+    hasher.update(Buffer.from('good'))
+    const before = hasher.copy()
+    hasher.update(Buffer.from('bad'))
+    assert.equal(before.bytes, 4)
+    assert.equal(before.digests().sha256, digest('sha256', Buffer.from('good')))
+  })
+
+  it('continues from memory without reading the file, and catches up from the file when it must', async () => {
+    const data = randomBytes(100_000)
+    const file = path.join(dir, 'upload')
+    await writeFile(file, data)
+    const live = new LiveHashers()
+    const first = await live.at('u', file, 0)
+    first.update(data.subarray(0, 40_000))
+    live.keep('u', first)
+    // Same process: the hasher in memory is used as it is.
+    assert.equal(await live.at('u', path.join(dir, 'no-such-file'), 40_000), first)
+    // A new process (nothing in memory): the first 40 000 bytes are read back once.
+    const resumed = await new LiveHashers().at('u', file, 40_000)
+    resumed.update(data.subarray(40_000))
+    assert.equal(resumed.digests().sha256, digest('sha256', data))
+  })
+
+  it('evicts the least recently used hashers beyond its capacity', async () => {
+    const file = path.join(dir, 'empty')
+    await writeFile(file, '')
+    const live = new LiveHashers(2)
+    const hashers = ['a', 'b', 'c'].map((id) => {
+      const h = UploadHasher.fresh()
+      live.keep(id, h)
+      return h
+    })
+    assert.notEqual(await live.at('a', file, 0), hashers[0], 'a was evicted')
+    assert.equal(await live.at('c', file, 0), hashers[2])
   })
 
   it('refuses to catch up past the end of the file', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'hasher-'))
-    try {
-      const file = path.join(dir, 'upload')
-      await writeFile(file, randomBytes(10))
-      const hasher = await UploadHasher.resume(null, 0)
-      await assert.rejects(hasher.catchUp(file, 20), /shorter/)
-    } finally {
-      await rm(dir, {recursive: true, force: true})
-    }
+    const file = path.join(dir, 'short')
+    await writeFile(file, randomBytes(10))
+    await assert.rejects(UploadHasher.fresh().catchUp(file, 20), /shorter/)
   })
 })

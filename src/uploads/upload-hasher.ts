@@ -1,11 +1,14 @@
 /**
- * The whole-file SHA-256 and MD5, computed as the bytes arrive. The hashers' internal state is
- * saved with the upload's row after every request, so a resume on a restarted process (or
- * another node) continues the same hash instead of re-reading the file. Node's crypto cannot
- * export a hash state; hash-wasm can.
+ * The whole-file SHA-256 and MD5, computed as the bytes arrive, with Node's crypto (OpenSSL:
+ * several times faster than any WebAssembly hasher here, see docs/benchmarks.md).
+ *
+ * A hash state cannot be exported from Node's crypto, so the node that receives an upload
+ * keeps its hashers in memory between requests (LiveHashers). A resume that finds none — the
+ * process restarted, or the hashers were evicted — catches up by reading the bytes already on
+ * disk once; every other request hashes only its own bytes, in the pass that writes them.
  */
+import {createHash, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {createMD5, createSHA256, type IHasher} from 'hash-wasm'
 
 export interface FileDigests {
   sha256: string
@@ -14,26 +17,14 @@ export interface FileDigests {
 
 export class UploadHasher {
   private constructor(
-    private readonly sha256: IHasher,
-    private readonly md5: IHasher,
+    private readonly sha256: Hash,
+    private readonly md5: Hash,
     /** Bytes hashed so far, from the start of the upload. */
     public bytes: number
   ) {}
 
-  static async resume(saved: Uint8Array | null, bytes: number): Promise<UploadHasher> {
-    const [sha256, md5] = await Promise.all([createSHA256(), createMD5()])
-    if (saved && bytes > 0) {
-      // pg gives a Buffer, PGlite a plain Uint8Array.
-      const state = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength)
-      const shaLength = state.readUInt32BE(0)
-      sha256.load(state.subarray(4, 4 + shaLength))
-      md5.load(state.subarray(4 + shaLength))
-    } else {
-      sha256.init()
-      md5.init()
-      bytes = 0
-    }
-    return new UploadHasher(sha256, md5, bytes)
+  static fresh(): UploadHasher {
+    return new UploadHasher(createHash('sha256'), createHash('md5'), 0)
   }
 
   update(chunk: Uint8Array): void {
@@ -42,23 +33,17 @@ export class UploadHasher {
     this.bytes += chunk.byteLength
   }
 
-  save(): Buffer {
-    const sha = this.sha256.save()
-    const md5 = this.md5.save()
-    const header = Buffer.alloc(4)
-    header.writeUInt32BE(sha.byteLength, 0)
-    return Buffer.concat([header, sha, md5])
+  /** An independent copy: to roll back to, or to finish without ending this one. */
+  copy(): UploadHasher {
+    return new UploadHasher(this.sha256.copy(), this.md5.copy(), this.bytes)
   }
 
-  /** Finishes the hashes; the hasher cannot be updated afterwards. */
   digests(): FileDigests {
-    return {sha256: this.sha256.digest('hex'), md5: this.md5.digest('hex')}
+    const done = this.copy()
+    return {sha256: done.sha256.digest('hex'), md5: done.md5.digest('hex')}
   }
 
-  /**
-   * Hashes bytes that reached the file without their state being saved (a process killed in
-   * the middle of a request): only the gap is read, never the whole file.
-   */
+  /** Hashes the file's bytes from `this.bytes` up to `toOffset` (a resume with no hashers in memory). */
   async catchUp(filePath: string, toOffset: number): Promise<void> {
     if (toOffset <= this.bytes) return
     const stream = createReadStream(filePath, {start: this.bytes, end: toOffset - 1, highWaterMark: 1 << 20})
@@ -66,5 +51,34 @@ export class UploadHasher {
     if (this.bytes !== toOffset) {
       throw new Error(`upload file is shorter (${this.bytes} bytes) than its recorded offset (${toOffset})`)
     }
+  }
+}
+
+/**
+ * The hashers of the uploads this process is receiving, by upload id, least recently used
+ * evicted first. An evicted upload's next request catches up from the file.
+ */
+export class LiveHashers {
+  private readonly live = new Map<string, UploadHasher>()
+
+  constructor(private readonly capacity = 10_000) {}
+
+  /** The hasher for `id` positioned at `offset`, catching up from the file when none is in memory. */
+  async at(id: string, filePath: string, offset: number): Promise<UploadHasher> {
+    let hasher = this.live.get(id)
+    this.live.delete(id)
+    if (!hasher || hasher.bytes > offset) hasher = UploadHasher.fresh()
+    await hasher.catchUp(filePath, offset)
+    return hasher
+  }
+
+  keep(id: string, hasher: UploadHasher): void {
+    this.live.delete(id)
+    this.live.set(id, hasher)
+    if (this.live.size > this.capacity) this.live.delete(this.live.keys().next().value!)
+  }
+
+  forget(id: string): void {
+    this.live.delete(id)
   }
 }

@@ -11,8 +11,6 @@ import {UploadStatus} from './upload-status.js'
 
 export interface UploadProgress {
   bytesReceived: number
-  hashedBytes: number
-  hashState: Buffer | null
   expiresAt: Date | null
 }
 
@@ -69,7 +67,7 @@ export class UploadRepository {
       const result = await tx
         .createQueryBuilder()
         .update(UploadEntity)
-        .set({status: UploadStatus.Completed, sha256: digests.sha256, md5: digests.md5, completedAt: now, updatedAt: now, hashState: null, expiresAt: null})
+        .set({status: UploadStatus.Completed, sha256: digests.sha256, md5: digests.md5, completedAt: now, updatedAt: now, expiresAt: null})
         .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
         .execute()
       if (!result.affected) return null
@@ -116,7 +114,7 @@ export class UploadRepository {
   async markGone(id: string, status: typeof UploadStatus.Expired | typeof UploadStatus.Terminated): Promise<void> {
     await this.db
       .getRepository(UploadEntity)
-      .update({id}, {status, hashState: null, expiresAt: null, updatedAt: new Date()})
+      .update({id}, {status, expiresAt: null, updatedAt: new Date()})
   }
 
   /** Unfinished uploads held by this node, past their expiry, oldest first. */

@@ -15,7 +15,7 @@ import {currentRequest, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest} from './checksum.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {UploadCatalog} from './upload-catalog.js'
-import {UploadHasher} from './upload-hasher.js'
+import {LiveHashers, type UploadHasher} from './upload-hasher.js'
 import type {UploadRepository} from './upload-repository.js'
 
 export interface UploadStoreOptions {
@@ -26,6 +26,8 @@ export interface UploadStoreOptions {
 }
 
 export class UploadStore extends FileStore {
+  private readonly hashers = new LiveHashers()
+
   constructor(
     private readonly uploads: UploadRepository,
     private readonly options: UploadStoreOptions
@@ -62,12 +64,11 @@ export class UploadStore extends FileStore {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const file = this.filePath(id)
-    const hasher = await UploadHasher.resume(row.hashState, row.hashedBytes)
-    await hasher.catchUp(file, offset)
-    if (hasher.bytes !== offset) throw ERRORS.INVALID_OFFSET
+    const hasher = await this.hashers.at(id, file, offset)
 
     const checksum = currentRequest()?.checksum
     const digest = checksum ? new RequestDigest(checksum.expected ? [checksum.expected.algorithm] : undefined) : undefined
+    const before = digest ? hasher.copy() : undefined
     if (digest) await this.uploads.setUnverifiedFrom(id, offset)
 
     const sink = new HashingFileSink(file, offset, digest ? [hasher, digest] : [hasher])
@@ -84,6 +85,7 @@ export class UploadStore extends FileStore {
         // The protocol: a request whose checksum does not hold leaves the upload as it was.
         await truncate(file, offset)
         await this.uploads.setUnverifiedFrom(id, null)
+        this.hashers.keep(id, before!)
         throw rejection ?? mapWriteFailure(failure)
       }
     }
@@ -91,7 +93,8 @@ export class UploadStore extends FileStore {
     // Whatever reached the disk counts, even when the request was cut: record it.
     const finished = row.size !== null && sink.position === row.size
     const expiresAt = this.options.expiryMs > 0 && !finished ? new Date(Date.now() + this.options.expiryMs) : null
-    await this.uploads.recordProgress(id, {bytesReceived: sink.position, hashedBytes: hasher.bytes, hashState: hasher.save(), expiresAt})
+    await this.uploads.recordProgress(id, {bytesReceived: sink.position, expiresAt})
+    this.hashers.keep(id, hasher)
     const context = currentRequest()
     if (context) context.uploadExpiresAt = expiresAt
 
@@ -99,13 +102,21 @@ export class UploadStore extends FileStore {
     return sink.position
   }
 
-  /** The final digests of a fully received upload, from its saved hash state. */
+  /**
+   * The final digests of a fully received upload: from the hashers that took its last bytes,
+   * or (after a restart between the last byte and completion) from the file.
+   */
   async digests(id: string): Promise<{sha256: string; md5: string}> {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
-    const hasher = await UploadHasher.resume(row.hashState, row.hashedBytes)
-    await hasher.catchUp(this.filePath(id), row.size ?? row.bytesReceived)
+    const hasher = await this.hashers.at(id, this.filePath(id), row.size ?? row.bytesReceived)
+    this.hashers.forget(id)
     return hasher.digests()
+  }
+
+  /** Hashers already holding an upload's bytes (a final upload assembled from its partials). */
+  adoptHasher(id: string, hasher: UploadHasher): void {
+    this.hashers.keep(id, hasher)
   }
 
   override async deleteExpired(): Promise<number> {

@@ -9,7 +9,8 @@ import path from 'node:path'
 import pg from 'pg'
 import pino from 'pino'
 import {loadConfig, type Config} from '../../src/config/index.js'
-import {startNode, type RunningNode} from '../../src/node.js'
+import {JobRegistry} from '../../src/jobs/registry.js'
+import {startNode, type NodeOptions, type RunningNode} from '../../src/node.js'
 import {requireService, TEST_DATABASE_URL} from './services.js'
 
 export type DatabaseKind = 'postgres' | 'embedded'
@@ -39,9 +40,14 @@ export async function freshSchema(): Promise<{schema: string; drop(): Promise<vo
   }
 }
 
+/**
+ * `options.registry` defaults to no job handlers: tests of the upload path need no transcoding
+ * (pass the consumers' registry, or handlers of the test's own, to run jobs).
+ */
 export async function startTestNode(
   kind: DatabaseKind,
-  overrides: Parameters<typeof loadConfig>[1] = {}
+  overrides: Parameters<typeof loadConfig>[1] = {},
+  options: NodeOptions = {registry: new JobRegistry()}
 ): Promise<TestNode> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-test-'))
   const schema = kind === 'postgres' ? await freshSchema() : undefined
@@ -53,12 +59,13 @@ export async function startTestNode(
       dataDir,
       logLevel: 'silent',
       expirySweepInterval: 0,
+      searchPath: process.env.PATH ?? '',
       shutdownTimeout: 2000,
       ...(schema ? {databaseUrl: TEST_DATABASE_URL, databaseSchema: schema.schema} : {}),
       ...overrides,
     }
   )
-  const node = await startNode(config, pino({level: config.logLevel}))
+  const node = await startNode(config, pino({level: config.logLevel}), options)
   return {
     ...node,
     config,

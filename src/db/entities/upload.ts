@@ -17,9 +17,6 @@ export interface UploadRecord {
   nodeId: string
   sha256: string | null
   md5: string | null
-  /** Bytes covered by hashState; may trail bytesReceived after a crash mid-request. */
-  hashedBytes: number
-  hashState: Buffer | null
   failureReason: string | null
   expiresAt: Date | null
   createdAt: Date
@@ -51,8 +48,6 @@ export const UploadEntity = new EntitySchema<UploadRecord>({
     nodeId: {name: 'node_id', type: 'text'},
     sha256: {type: 'text', nullable: true},
     md5: {type: 'text', nullable: true},
-    hashedBytes: {name: 'hashed_bytes', type: 'bigint', transformer: bigintAsNumber},
-    hashState: {name: 'hash_state', type: 'bytea', nullable: true},
     failureReason: {name: 'failure_reason', type: 'text', nullable: true},
     expiresAt: {name: 'expires_at', type: 'timestamptz', nullable: true},
     createdAt: {name: 'created_at', type: 'timestamptz'},
