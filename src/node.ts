@@ -60,6 +60,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
   completion.onCompleted(() => metrics.uploadsCompleted.inc())
+  const shuttingDown = new AbortController()
   const self = {id: config.nodeId, url: config.nodeUrl ?? ''}
   const clusterParts = createCluster(config, db, log, self)
   const concatenation = new UploadConcatenation(uploads, store, completion, log, {
@@ -73,7 +74,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
   let startedPipeline: Pipeline | undefined
-  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, resumableDraft: {config, locker, store, uploads, completion}})
+  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, closing: shuttingDown.signal, resumableDraft: {config, locker, store, uploads, completion}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -127,6 +128,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const close = () =>
     (closing ??= (async () => {
       log.info('shutting down: no new connections, waiting for requests in flight')
+      shuttingDown.abort()
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
       // Connections that finish their request go idle: close them as they do.
       const reaper = setInterval(() => server.closeIdleConnections(), 100)

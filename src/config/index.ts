@@ -95,6 +95,9 @@ export const configSchema = z.object({
   authAudience: optionalString,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
+  /** How often an upload's event stream looks for changes, and how often it sends a heartbeat. */
+  eventsPollInterval: duration,
+  eventsHeartbeatInterval: duration,
   /** The address peers use to reach this node (default: http://HOST:PORT). */
   nodeUrl: url(['http:', 'https:']),
   /** Shared by the nodes of a cluster to sign requests to each other (HMAC-SHA256). */
@@ -166,6 +169,8 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authAudience: 'AUTH_AUDIENCE',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+  eventsPollInterval: 'EVENTS_POLL_INTERVAL',
+  eventsHeartbeatInterval: 'EVENTS_HEARTBEAT_INTERVAL',
   nodeUrl: 'NODE_URL',
   clusterSecret: 'CLUSTER_SECRET',
   nodeHeartbeatInterval: 'NODE_HEARTBEAT_INTERVAL',

@@ -28,7 +28,9 @@ import type {ClusterParts} from '../cluster/index.js'
 import {internalRoutes} from '../cluster/internal-routes.js'
 import {mediaForwarding} from '../cluster/media-forwarding.js'
 import {ownerForwarding} from '../cluster/owner-forwarding.js'
+import {uploadEventRoutes} from './routes/upload-events.js'
 import {uploadRoutes} from './routes/uploads.js'
+import {webRoutes} from './routes/web.js'
 import {allowedOrigins, TUS_EXPOSED_HEADERS, tusEndpoint} from './tus.js'
 
 export interface AppDeps {
@@ -39,6 +41,8 @@ export interface AppDeps {
   uploads: UploadRepository
   tus: TusServer
   cluster: ClusterParts
+  /** Aborted when the node starts shutting down (long-lived responses end). */
+  closing?: AbortSignal
   store: UploadStore
   concatenation: UploadConcatenation
   authenticator: Authenticator | null
@@ -55,7 +59,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const app = new Koa<AppState>()
   app.proxy = deps.config.trustProxy
   const health = healthRoutes(deps.db, deps.storageDir)
-  const uploads = uploadRoutes(deps.uploads, new JobRepository(deps.db), new MediaRepository(deps.db))
+  const jobs = new JobRepository(deps.db)
+  const uploads = uploadRoutes(deps.uploads, jobs, new MediaRepository(deps.db))
+  const uploadEvents = uploadEventRoutes(
+    {db: deps.db, uploads: deps.uploads, jobs},
+    {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}
+  )
   const origins = allowedOrigins(deps.config)
 
   app.use(requestContext(deps.log))
@@ -75,10 +84,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(internalRoutes({...deps.cluster, uploads: deps.uploads, store: deps.store, dataDir: deps.config.dataDir}))
   app.use(mediaForwarding(deps.cluster.cluster, deps.cluster.replicas, deps.config.dataDir))
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
+  app.use(webRoutes(deps.config).routes())
   app.use(authenticate(deps.authenticator))
   app.use(ownerForwarding(deps.cluster.cluster, deps.uploads))
   app.use(resumableDraftEndpoint(deps.resumableDraft))
   app.use(tusEndpoint({tus: deps.tus, config: deps.config, uploads: deps.uploads, store: deps.store, concatenation: deps.concatenation}))
+  app.use(uploadEvents.routes())
   app.use(uploads.routes()).use(uploads.allowedMethods())
   app.on('error', (error: Error) => deps.log.debug({err: error}, 'connection error'))
   return app
