@@ -4,13 +4,13 @@
  * them. The fan-out job is the fast path; this is the guarantee.
  */
 import type {Logger} from 'pino'
+import {PeriodicTask} from '../lifecycle/periodic-task.js'
 import type {Cluster} from './cluster.js'
 import type {ReplicaRepository} from './replica-repository.js'
 import type {Replicator} from './replication.js'
 
 export class ReplicationReconciler {
-  private timer?: NodeJS.Timeout
-  private running?: Promise<void>
+  private readonly task: PeriodicTask<void>
 
   constructor(
     private readonly cluster: Cluster,
@@ -18,22 +18,20 @@ export class ReplicationReconciler {
     private readonly replicator: Replicator,
     private readonly log: Logger,
     private readonly options: {intervalMs: number; ttlMs: number}
-  ) {}
+  ) {
+    this.task = new PeriodicTask(() => this.pass(), options.intervalMs)
+  }
 
   start(): void {
-    if (!this.cluster.enabled || this.options.intervalMs <= 0) return
-    this.timer = setInterval(() => void this.reconcile(), this.options.intervalMs)
-    this.timer.unref()
+    if (this.cluster.enabled) this.task.start()
   }
 
   reconcile(): Promise<void> {
-    this.running ??= this.pass().finally(() => (this.running = undefined))
-    return this.running
+    return this.task.runNow()
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer)
-    await this.running
+  stop(): Promise<void> {
+    return this.task.stop()
   }
 
   private async pass(): Promise<void> {

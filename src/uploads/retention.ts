@@ -14,6 +14,7 @@
  */
 import {unlink} from 'node:fs/promises'
 import type {Logger} from 'pino'
+import {PeriodicTask} from '../lifecycle/periodic-task.js'
 import type {DataSource, EntityManager} from 'typeorm'
 
 export interface RetentionOptions {
@@ -39,15 +40,16 @@ export interface RetentionReport {
 const LOCK = 'video-ingest:retention'
 
 export class UploadRetention {
-  private timer?: NodeJS.Timeout
-  private running?: Promise<RetentionReport | null>
+  private readonly task: PeriodicTask<RetentionReport | null>
   private readonly listeners: Array<(report: RetentionReport) => void> = []
 
   constructor(
     private readonly db: DataSource,
     private readonly log: Logger,
     private readonly options: RetentionOptions
-  ) {}
+  ) {
+    this.task = new PeriodicTask(() => this.pass(), options.intervalMs)
+  }
 
   /** Called after each pass this node ran (not when another node held the lock). */
   onReport(listener: (report: RetentionReport) => void): void {
@@ -55,20 +57,16 @@ export class UploadRetention {
   }
 
   start(): void {
-    if (this.options.intervalMs <= 0) return
-    this.timer = setInterval(() => void this.runOnce().catch(() => {}), this.options.intervalMs)
-    this.timer.unref()
+    this.task.start()
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer)
-    await this.running?.catch(() => {})
+  stop(): Promise<void> {
+    return this.task.stop()
   }
 
   /** One pass; null when another node is running one. Concurrent calls here share the pass. */
   runOnce(): Promise<RetentionReport | null> {
-    this.running ??= this.pass().finally(() => (this.running = undefined))
-    return this.running
+    return this.task.runNow()
   }
 
   private async pass(): Promise<RetentionReport | null> {

@@ -5,37 +5,35 @@
  * Each node sweeps only the uploads whose bytes it holds.
  */
 import type {Logger} from 'pino'
+import {PeriodicTask} from '../lifecycle/periodic-task.js'
 import type {UploadCompletion} from './completion.js'
 import type {UploadConcatenation} from './concatenation.js'
 import type {UploadStore} from './upload-store.js'
 
 export class UploadSweeper {
-  private timer?: NodeJS.Timeout
-  private running?: Promise<void>
+  private readonly task: PeriodicTask<void>
 
   constructor(
     private readonly store: UploadStore,
     private readonly completion: UploadCompletion,
     private readonly concatenation: UploadConcatenation,
     private readonly log: Logger,
-    private readonly intervalMs: number
-  ) {}
+    intervalMs: number
+  ) {
+    this.task = new PeriodicTask(() => this.pass(), intervalMs)
+  }
 
   start(): void {
-    if (this.intervalMs <= 0) return
-    this.timer = setInterval(() => void this.sweep(), this.intervalMs)
-    this.timer.unref()
+    this.task.start()
   }
 
   /** One pass; concurrent calls share the pass in progress. */
   sweep(): Promise<void> {
-    this.running ??= this.pass().finally(() => (this.running = undefined))
-    return this.running
+    return this.task.runNow()
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer)
-    await this.running
+  stop(): Promise<void> {
+    return this.task.stop()
   }
 
   private async pass(): Promise<void> {
