@@ -23,7 +23,7 @@ import {JOB_STATUSES} from '../../jobs/job-status.js'
 import type {Pipeline} from '../../jobs/pipeline.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context.js'
-import {uploadView} from './uploads.js'
+import {UPLOAD_ID, uploadView} from './uploads.js'
 
 export interface AdminDeps {
   config: Pick<Config, 'adminToken' | 'nodeId' | 'publicUrl'>
@@ -46,13 +46,15 @@ const since = z
   })
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback)
 const kind = z.enum(JOB_KINDS)
+/** Free text that reaches PostgreSQL as a parameter: a NUL there is a 500, so it is a 400 here. */
+const text = (max: number) => z.string().max(max).refine((v) => !v.includes('\0'), {message: 'must not contain NUL'})
 
-const uploadsQuery = z.object({status: z.enum(UPLOAD_STATUSES as [string, ...string[]]).optional(), owner: z.string().max(256).optional(), since, limit: limit(1000, 50)})
-const jobsQuery = z.object({status: z.enum(JOB_STATUSES as [string, ...string[]]).optional(), kind: kind.optional(), upload: z.string().max(128).optional(), since, limit: limit(1000, 50)})
+const uploadsQuery = z.object({status: z.enum(UPLOAD_STATUSES as [string, ...string[]]).optional(), owner: text(256).optional(), since, limit: limit(1000, 50)})
+const jobsQuery = z.object({status: z.enum(JOB_STATUSES as [string, ...string[]]).optional(), kind: kind.optional(), upload: text(128).optional(), since, limit: limit(1000, 50)})
 const requeueBody = z
   .object({
     jobIds: z.array(z.number().int().positive()).min(1).max(1000).optional(),
-    uploadIds: z.array(z.string().min(1).max(128)).min(1).max(1000).optional(),
+    uploadIds: z.array(text(128).pipe(z.string().min(1))).min(1).max(1000).optional(),
     status: z.enum(['failed', 'dead']).optional(),
     kind: kind.optional(),
     since,
@@ -109,7 +111,7 @@ function adminRoutes(deps: AdminDeps): Router<AppState> {
   })
 
   router.get('/uploads/:id', async (ctx) => {
-    const row = await uploads.find(ctx.params.id!)
+    const row = UPLOAD_ID.test(ctx.params.id!) ? await uploads.find(ctx.params.id!) : null
     if (!row) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
     ctx.body = {...uploadView(row), jobs: (await jobs.forUpload(row.id)).map(jobWithHistoryView)}
   })

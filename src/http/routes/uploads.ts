@@ -12,6 +12,9 @@ import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context.js'
 
+/** What an upload id can look like (as in every upload path); anything else is unknown, never a query. */
+export const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/
+
 export function uploadView(row: UploadRecord) {
   return {
     id: row.id,
@@ -120,7 +123,8 @@ export function uploadRoutes(
   })
 
   router.get('/:id', async (ctx) => {
-    const row = await uploads.findById(ctx.params.id!)
+    // A NUL or other stray byte would reach PostgreSQL as a parameter it refuses (500).
+    const row = UPLOAD_ID.test(ctx.params.id!) ? await uploads.findById(ctx.params.id!) : null
     if (!row || row.owner !== ctx.state.context.subject) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
     ctx.set('Cache-Control', 'no-store')
     ctx.body = {
