@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under src/ and consumers/ (unit) and test/ (integration, end to end)
 // with Node's test runner, one file at a time (they share PostgreSQL, RabbitMQ and ports).
+// test/faults and test/fuzz have their own commands (npm run test:faults, npm run test:fuzz).
 // Usage: npm test [-- <path filter>...]
 import {spawnSync} from 'node:child_process'
 import {readdirSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 const roots = ['src', 'consumers', 'test']
+const SEPARATE_SUITES = new Set([path.join('test', 'faults'), path.join('test', 'fuzz')])
 const filters = process.argv.slice(2)
 
 function walk(dir) {
   let out = []
   for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue
+    if (name === 'node_modules' || name.startsWith('.') || SEPARATE_SUITES.has(path.join(dir, name))) continue
     const full = path.join(dir, name)
     if (statSync(full).isDirectory()) out = out.concat(walk(full))
     else if (name.endsWith('.test.ts')) out.push(full)

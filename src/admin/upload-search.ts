@@ -1,6 +1,7 @@
 /** Uploads for an operator: any owner, filtered by status, owner and age (the user API shows only the caller's). */
 import type {DataSource} from 'typeorm'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
+import {isUploadId} from '../uploads/upload-repository.js'
 import type {UploadStatus} from '../uploads/upload-status.js'
 
 export interface UploadFilter {
@@ -23,7 +24,8 @@ export class UploadSearch {
     return query.getMany()
   }
 
-  find(id: string): Promise<UploadRecord | null> {
+  async find(id: string): Promise<UploadRecord | null> {
+    if (!isUploadId(id)) return null
     return this.db.getRepository(UploadEntity).findOneBy({id})
   }
 }

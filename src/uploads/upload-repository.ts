@@ -14,6 +14,9 @@ export interface UploadProgress {
   expiresAt: Date | null
 }
 
+/** The shape of every upload id this server hands out (hex from tus, or a few more characters). */
+export const isUploadId = (id: string): boolean => /^[A-Za-z0-9_-]{1,128}$/.test(id)
+
 /** A new row: the concatenation and checksum fields default to null. */
 export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadConcat' | 'concatParts' | 'unverifiedFrom'> &
   Partial<Pick<UploadRecord, 'uploadConcat' | 'concatParts'>>
@@ -36,7 +39,9 @@ export class UploadRepository {
     return row
   }
 
-  findById(id: string): Promise<UploadRecord | null> {
+  /** null for an id that no upload could have (no query: a NUL byte would make PostgreSQL fail). */
+  async findById(id: string): Promise<UploadRecord | null> {
+    if (!isUploadId(id)) return null
     return this.db.getRepository(UploadEntity).findOneBy({id})
   }
 
@@ -92,7 +97,7 @@ export class UploadRepository {
   }
 
   findByIds(ids: readonly string[]): Promise<UploadRecord[]> {
-    return this.db.getRepository(UploadEntity).findBy({id: In([...ids])})
+    return this.db.getRepository(UploadEntity).findBy({id: In(ids.filter(isUploadId))})
   }
 
   async markFailed(id: string, reason: string): Promise<void> {
