@@ -30,10 +30,14 @@ describe('status API and health', () => {
     for (const key of ['filetype', 'md5', 'createdAt', 'updatedAt', 'completedAt']) assert.ok(key in body, key)
   })
 
-  it('answers 404 with a JSON error for an unknown upload', async () => {
+  it('answers 404 with a JSON error for an unknown upload, whatever bytes its id has', async () => {
     const res = await fetch(`${node.url}/api/uploads/nope`)
     assert.equal(res.status, 404)
     assert.match(((await res.json()) as {error: string}).error, /not found/)
+    for (const id of ['%00', 'a%00b.mp4', 'x'.repeat(300)]) {
+      assert.equal((await fetch(`${node.url}/api/uploads/${id}`)).status, 404, id)
+      assert.equal((await request('HEAD', `${node.url}/files/${id}`, {headers: TUS})).status, 404, id)
+    }
   })
 
   it('lists uploads newest first, filtered by status, in pages', async () => {
