@@ -3,7 +3,7 @@
  * errors through @tus/server's onResponseError, with the same rules: see errorToResponse).
  */
 import type {Middleware} from 'koa'
-import {AppError, ServiceUnavailable} from '../errors.js'
+import {AppError, ServiceUnavailable, storageError} from '../errors.js'
 import type {AppState} from './request-context.js'
 
 export interface ErrorAnswer {
@@ -24,6 +24,9 @@ function isDatabaseUnavailable(error: unknown): boolean {
 
 export function errorToAnswer(error: unknown): ErrorAnswer | undefined {
   if (error instanceof AppError) return {status: error.status, message: error.message, headers: error.headers}
+  // A full or read-only disk can surface raw (ENOSPC from a stream torn down before the store maps it).
+  const storage = storageError(error)
+  if (storage) return {status: storage.status, message: storage.message, headers: storage.headers}
   if (isDatabaseUnavailable(error)) {
     const e = new ServiceUnavailable('the upload database is unavailable; try again shortly', {'Retry-After': '5'})
     return {status: e.status, message: e.message, headers: e.headers}

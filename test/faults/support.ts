@@ -132,8 +132,11 @@ export function streamingPatch(url: string, offset: number, headers: Record<stri
         if (req.destroyed) return resolve()
         if (req.write(chunk)) resolve()
         else {
-          req.once('drain', resolve)
-          req.once('close', resolve)
+          const done = () => {
+            req.off('drain', done).off('close', done)
+            resolve()
+          }
+          req.once('drain', done).once('close', done)
         }
       }),
     end: () => req.end(),
