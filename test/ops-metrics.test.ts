@@ -59,7 +59,7 @@ describe('metrics at /metrics', {timeout: 60_000}, () => {
 
   before(async () => {
     const registry = new JobRegistry().register('snapshot', async () => Outcome.succeeded())
-    a = await start({nodeId: 'ops-a', uploadExpiry: '300ms'}, registry)
+    a = await start({nodeId: 'ops-a', uploadExpiry: '2s'}, registry)
     b = await start({nodeId: 'ops-b', metricsToken: 'metrics-token-for-the-test'})
   })
 
@@ -77,7 +77,8 @@ describe('metrics at /metrics', {timeout: 60_000}, () => {
 
     const abandoned = await createUpload(node.url, 10)
     assert.equal((await request('PATCH', abandoned, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'abc'})).status, 204)
-    await new Promise((resolve) => setTimeout(resolve, 400))
+    // Past the 2 s expiry (long enough that a loaded machine still gets the PATCHes above in).
+    await new Promise((resolve) => setTimeout(resolve, 2200))
     await node.sweeper.sweep()
 
     await waitFor('the snapshot job to succeed', async () => (await node.pipeline.jobs.find(id, 'snapshot'))?.status === 'succeeded')

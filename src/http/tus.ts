@@ -148,6 +148,9 @@ function removeHeader(req: IncomingMessage, name: string): void {
 function decorate(response: Response): Response {
   const {headers, status} = response
   if (status === 412 && !headers.has('Tus-Version')) headers.set('Tus-Version', '1.0.0')
+  // @tus/server's error hook carries a status and a body, not headers: a 503 (our database or
+  // storage is unavailable) still tells the client when to come back.
+  if (status === 503 && !headers.has('Retry-After')) headers.set('Retry-After', '5')
   if (headers.has('Tus-Extension')) headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS)
   const context = currentRequest()
   if (context?.uploadConcat && (status === 200 || status === 201)) headers.set('Upload-Concat', context.uploadConcat)
