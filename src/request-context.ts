@@ -5,6 +5,7 @@
  */
 import {AsyncLocalStorage} from 'node:async_hooks'
 import type {Logger} from 'pino'
+import type {UploadRecord} from './db/entities/upload.js'
 import type {Checksum} from './uploads/checksum.js'
 
 export interface RequestContext {
@@ -21,9 +22,23 @@ export interface RequestContext {
   checksum?: {expected?: Checksum; fromTrailer?: () => string | undefined}
   /** For a partial tus upload being created (Upload-Concat: partial). */
   uploadConcat?: string
+  /**
+   * The upload this request names, as read before the request took the upload's lock: for the
+   * access checks made before it (owner, where it lives), never for the write itself.
+   */
+  upload?: UploadRecord | null
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()
 
 export const runInRequestContext = <T>(context: RequestContext, fn: () => T): T => storage.run(context, fn)
 export const currentRequest = (): RequestContext | undefined => storage.getStore()
+
+/** The upload `id` as read before the lock (see RequestContext.upload): one query per request. */
+export async function uploadBeforeLock(id: string, load: (id: string) => Promise<UploadRecord | null>): Promise<UploadRecord | null> {
+  const context = currentRequest()
+  if (context?.upload?.id === id) return context.upload
+  const row = await load(id)
+  if (context) context.upload = row
+  return row
+}

@@ -12,7 +12,7 @@ import type {Config} from '../config/index.js'
 import {AppError, NotFound} from '../errors.js'
 import {isFinal} from '../uploads/concatenation.js'
 import {createFinalUpload, handleFinalUpload, parseUploadConcat, type ConcatDeps} from './tus-concat.js'
-import {currentRequest} from '../request-context.js'
+import {currentRequest, uploadBeforeLock} from '../request-context.js'
 import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
@@ -53,7 +53,7 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
     // Ids must not leak: someone else's upload answers exactly as a missing one.
     async onIncomingRequest(_req, id) {
       const caller = currentRequest()?.subject ?? null
-      const row = await uploads.findById(id)
+      const row = await uploadBeforeLock(id, (i) => uploads.findById(i))
       if (row && row.owner !== caller) throw new NotFound('The file for this url was not found')
     },
 
@@ -113,7 +113,7 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
 
       const id = UPLOAD_ID.exec(ctx.path)?.[1]
       if (id && ctx.method !== 'POST') {
-        const row = await deps.uploads.findById(id)
+        const row = await uploadBeforeLock(id, (i) => deps.uploads.findById(i))
         if (row && row.owner === context.subject) {
           if (isFinal(row)) return await handleFinalUpload(ctx, row, concat)
           if (row.uploadConcat) context.uploadConcat = row.uploadConcat
