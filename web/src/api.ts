@@ -94,4 +94,7 @@ export function processingPercent(upload: UploadView): number {
   return Math.round(jobs.reduce((sum, j) => sum + (j.status === 'succeeded' ? 100 : j.progress), 0) / jobs.length)
 }
 
-export const isFinal = (status: string) => ['ready', 'failed', 'expired', 'terminated'].includes(status)
+/** Nothing more will change: a final state and no job still queued or running (a ready video may still gain its stills). */
+export const isSettled = (upload: UploadView) =>
+  ['ready', 'failed', 'expired', 'terminated'].includes(upload.status) &&
+  (upload.jobs ?? []).filter((j) => j.kind === 'transcode' || j.kind === 'snapshot').every((j) => j.status === 'succeeded' || j.status === 'dead')

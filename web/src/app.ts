@@ -73,8 +73,10 @@ function uploadPage(config: PageConfig) {
     .use(GoldenRetriever)
 
   // Files restored after a reload carry on by themselves, from the offset the server has.
+  // (Ghost files, whose bytes the browser could not keep, wait for the user to pick them again.)
   uppy.on('restored', () => {
-    if (uppy.getFiles().some((f) => !f.isGhost && !f.progress.uploadComplete)) void uppy.upload()
+    const files = uppy.getFiles()
+    if (uppy.getState().recoveredState && files.length > 0 && files.every((f) => !f.isGhost)) uppy.emit('restore-confirmed')
   })
   uppy.on('upload-success', (_file, response) => {
     if (!response.uploadURL) return

@@ -47,8 +47,6 @@ export function createPlayer(artifacts: ArtifactView[]): HTMLElement {
   video.controls = true
   video.playsInline = true
   video.preload = 'metadata'
-  const poster = find(artifacts, 'poster', 'poster.jpg')
-  if (poster) video.poster = poster
   root.append(video)
 
   const master = find(artifacts, 'hls', 'master.m3u8')
@@ -75,9 +73,20 @@ export function createPlayer(artifacts: ArtifactView[]): HTMLElement {
     root.dataset.source = 'mp4'
   }
 
-  const vtt = find(artifacts, 'storyboard', '.vtt')
-  if (vtt) root.append(storyboardSeekBar(video, vtt))
+  addStills(root, artifacts)
   return root
+}
+
+/**
+ * Poster and storyboard come from the snapshot job, which may finish after the upload is ready
+ * (playable): added when they appear.
+ */
+export function addStills(root: HTMLElement, artifacts: ArtifactView[]): void {
+  const video = root.querySelector('video')!
+  const poster = find(artifacts, 'poster', 'poster.jpg')
+  if (poster && !video.poster) video.poster = poster
+  const vtt = find(artifacts, 'storyboard', '.vtt')
+  if (vtt && !root.querySelector('.seekbar')) root.append(storyboardSeekBar(video, vtt))
 }
 
 function storyboardSeekBar(video: HTMLVideoElement, vttUrl: string): HTMLElement {

@@ -3,7 +3,7 @@
  * (read with fetch, so the bearer token travels in a header and never in a URL), else the
  * status API polled once a second. Either way the caller gets whole status views.
  */
-import {authHeaders, getUpload, isFinal, type UploadView} from './api.js'
+import {authHeaders, getUpload, isSettled, type UploadView} from './api.js'
 
 const POLL_MS = 1000
 
@@ -25,7 +25,7 @@ export function followUpload(id: string, onUpdate: (upload: UploadView) => void,
     const upload = await getUpload(id)
     last = upload
     if (!stopped) onUpdate(upload)
-    return isFinal(upload.status)
+    return isSettled(upload)
   }
 
   const poll = async () => {

@@ -3,7 +3,7 @@
  * once it is ready (or the reason it failed).
  */
 import {processingPercent, type UploadView} from './api.js'
-import {createPlayer} from './player.js'
+import {addStills, createPlayer} from './player.js'
 import {followUpload} from './status-feed.js'
 
 const STATE_TEXT: Record<string, string> = {
@@ -33,7 +33,7 @@ export function uploadCard(id: string): HTMLElement {
   const media = card.querySelector<HTMLElement>('.card-media')!
   title.textContent = id
 
-  let playing = false
+  let player: HTMLElement | undefined
   const render = (upload: UploadView) => {
     title.textContent = upload.filename ?? upload.id
     const percent = upload.status === 'uploading' && upload.size ? Math.floor((upload.offset / upload.size) * 100) : processingPercent(upload)
@@ -46,9 +46,9 @@ export function uploadCard(id: string): HTMLElement {
     fill.style.width = `${percent}%`
     detail.textContent =
       upload.status === 'failed' ? (upload.failureReason ?? 'processing failed') : upload.status === 'ready' ? '' : `${STATE_TEXT[upload.status] ?? upload.status} ${percent}%`
-    if (upload.status === 'ready' && !playing && upload.artifacts) {
-      playing = true
-      media.replaceChildren(createPlayer(upload.artifacts))
+    if (upload.status === 'ready' && upload.artifacts) {
+      if (!player) media.replaceChildren((player = createPlayer(upload.artifacts)))
+      else addStills(player, upload.artifacts)
     }
   }
   followUpload(id, render, (error) => {
