@@ -10,6 +10,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY config ./config
 COPY src ./src
 COPY consumers ./consumers
+COPY web ./web
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
@@ -23,6 +24,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config
+# The web uploader's bundle (built by `npm run build` into web/dist).
+COPY --from=build /app/web/dist ./web/dist
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=1080 \

@@ -102,6 +102,10 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
       const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, context)
       if (violation) throw new AppError(violation.status, violation.message, violation.headers)
 
+      // TUSKit (iOS) separates metadata pairs with ", "; the protocol's parser wants ",".
+      const metadata = ctx.get('upload-metadata')
+      if (metadata && /,\s|\s,/.test(metadata)) replaceHeader(ctx.req, 'upload-metadata', metadata.split(',').map((pair) => pair.trim()).join(','))
+
       const concatHeader = ctx.method === 'POST' ? ctx.get('upload-concat') : ''
       if (concatHeader) {
         const parsed = parseUploadConcat(concatHeader, ctx.href)
@@ -135,14 +139,19 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
   }
 }
 
-function removeHeader(req: IncomingMessage, name: string): void {
+/** Changes a request header before @tus/server reads it (it reads `rawHeaders`). */
+function replaceHeader(req: IncomingMessage, name: string, value: string | undefined): void {
   const raw: string[] = []
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (req.rawHeaders[i]!.toLowerCase() !== name) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
   }
+  if (value !== undefined) raw.push(name, value)
   req.rawHeaders = raw
-  delete req.headers[name]
+  if (value === undefined) delete req.headers[name]
+  else req.headers[name] = value
 }
+
+const removeHeader = (req: IncomingMessage, name: string) => replaceHeader(req, name, undefined)
 
 /** What @tus/server leaves out of its answers: some headers, and the status line's reason. */
 function decorate(response: Response): Response {

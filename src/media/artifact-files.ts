@@ -6,7 +6,7 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 export const CONTENT_TYPES: Record<string, string> = {
@@ -79,4 +79,21 @@ export async function describeFile(uploadDir: string, relative: string): Promise
     sha256: hash.digest('hex'),
     contentType: contentTypeOf(relative) ?? 'application/octet-stream',
   }
+}
+
+/**
+ * Removes the temp paths an attempt killed mid-write left in `dir` for the given file names
+ * (`.<name>.tmp-<hex>…`, see tempPathFor): a later attempt writes under new names, so nothing
+ * else would ever remove them. Only the caller's own names: another job may be writing beside it.
+ */
+export async function removeAbandonedTemps(dir: string, names: (name: string) => boolean): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[])
+  await Promise.all(
+    entries
+      .filter((entry) => {
+        const match = /^\.(.+)\.tmp-[0-9a-f]{8}/.exec(entry)
+        return match !== null && names(match[1]!)
+      })
+      .map((entry) => rm(path.join(dir, entry), {recursive: true, force: true}))
+  )
 }

@@ -4,10 +4,11 @@
  * the first rendition is playable, or failed with a reason a person understands). It knows
  * nothing of brokers: consumers/ adapts it to the job runner.
  */
+import path from 'node:path'
 import type {Logger} from 'pino'
 import type {Config} from '../config/index.js'
 import {UploadStatus} from '../uploads/upload-status.js'
-import {describeFile, uploadMediaDir} from './artifact-files.js'
+import {describeFile, removeAbandonedTemps, uploadMediaDir} from './artifact-files.js'
 import {UnplayableMedia} from './errors.js'
 import type {MediaRepository} from './media-repository.js'
 import type {MediaTools} from './media-tools.js'
@@ -81,6 +82,10 @@ export class MediaJobs {
     const tools = await this.deps.tools
     await repository.markProcessing(uploadId)
     const outDir = uploadMediaDir(config.dataDir, uploadId)
+    // What an earlier attempt of this job left half-written when it was killed (its own names
+    // only: a snapshot job may be writing beside it).
+    await removeAbandonedTemps(outDir, (name) => name === MP4_NAME.video || name === MP4_NAME.audio)
+    await removeAbandonedTemps(path.join(outDir, 'hls'), () => true)
     const plan = planRenditions(loaded.probe, config.renditions)
     await transcodeMedia({
       tools,

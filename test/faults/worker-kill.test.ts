@@ -202,10 +202,8 @@ describe('worker killed mid-transcode', {timeout: 150_000}, () => {
     second.child.kill('SIGTERM')
     assert.equal((await second.exited).code, 0, second.output())
 
-    // Known bug (todo until fixed, then drop the todo): nothing removes the temp paths of an
-    // attempt that was killed; the next attempt writes under new random names and the old
-    // ones stay in the media directory for good (never served: the media route skips dot-names).
-    await t.test('the killed attempt leaves no temp files in the media directory', {todo: 'a killed attempt\'s .<name>.tmp-<hex> paths are never removed'}, async () => {
+    // The next attempt removes the temp paths the killed one left (src/media removeAbandonedTemps).
+    await t.test('the killed attempt leaves no temp files in the media directory', async () => {
       const stray = files.filter((f) => f.split(path.sep).some((part) => part.startsWith('.')))
       assert.deepEqual(stray, [], `temp files left by the killed attempt in ${mediaDir}`)
       assert.deepEqual((await walk(path.join(n.dataDir, 'tmp'))).filter((f) => f.startsWith('.')), [], 'no fetched source copies left')
