@@ -23,6 +23,7 @@ import {JOB_STATUSES} from '../../jobs/job-status.js'
 import type {Pipeline} from '../../jobs/pipeline.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context.js'
+import {attemptView} from './uploads.js'
 import {UPLOAD_ID, uploadView} from './uploads.js'
 
 export interface AdminDeps {
@@ -214,14 +215,7 @@ function jobView(job: JobRecord) {
 function jobWithHistoryView(job: JobWithHistory) {
   return {
     ...jobView(job),
-    history: job.history.map((a) => ({
-      attempt: a.attempt,
-      worker: a.workerNode,
-      outcome: a.outcome,
-      error: a.error,
-      startedAt: a.startedAt.toISOString(),
-      finishedAt: a.finishedAt?.toISOString() ?? null,
-    })),
+    history: job.history.map(attemptView),
   }
 }
 

@@ -45,14 +45,19 @@ export function jobView(job: JobWithHistory) {
     worker: job.workerNode,
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
-    history: job.history.map((a) => ({
-      attempt: a.attempt,
-      worker: a.workerNode,
-      outcome: a.outcome,
-      error: a.error,
-      startedAt: a.startedAt.toISOString(),
-      finishedAt: a.finishedAt?.toISOString() ?? null,
-    })),
+    history: job.history.map(attemptView),
+  }
+}
+
+/** One attempt of a job, as the status API and the admin API show it. */
+export function attemptView(a: JobWithHistory['history'][number]) {
+  return {
+    attempt: a.attempt,
+    worker: a.workerNode,
+    outcome: a.outcome,
+    error: a.error,
+    startedAt: a.startedAt.toISOString(),
+    finishedAt: a.finishedAt?.toISOString() ?? null,
   }
 }
 
