@@ -36,6 +36,16 @@ export const settings = {
   memorySmallSize: size('BENCH_MEMORY_SMALL', 100 * MiB),
   memoryLargeSize: size('BENCH_MEMORY_LARGE', 4 * GiB),
   skipHugeUpload: flag('BENCH_SKIP_4GIB'),
+  /** Issue 9 point 5 (bench/replication.ts): the big artifact, and the HLS folder's shape. */
+  replicationSize: size('BENCH_REPLICATION_SIZE', 1 * GiB),
+  hlsRenditions: count('BENCH_HLS_RENDITIONS', 4),
+  hlsSegments: count('BENCH_HLS_SEGMENTS', 150),
+  hlsSegmentSize: size('BENCH_HLS_SEGMENT_SIZE', 200 * 1000),
+  replicationRuns: count('BENCH_RUNS', 3),
+  /** bench/cluster-upload.ts: one upload through haproxy, forwarded or not (BENCH_SIZE shrinks it). */
+  clusterUploadSize: size('BENCH_SIZE', 512 * MiB),
+  clusterUploadChunk: size('BENCH_CHUNK', 8 * MiB),
+  clusterUploadRuns: count('BENCH_RUNS', 3),
   /** PostgreSQL for our node; each run uses a fresh schema, dropped afterwards. */
   databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
   /** Where inputs and server data go (deleted afterwards). */
