@@ -20,6 +20,21 @@ export class ReplicaRepository {
     return [artifact.nodeId, ...rows.map((r) => r.node_id).filter((n) => n !== artifact.nodeId)]
   }
 
+  /** holders() for every artifact of an upload, in one query. */
+  async holdersByArtifact(artifacts: ArtifactRecord[]): Promise<Map<number, string[]>> {
+    const ids = artifacts.map((a) => a.id)
+    const rows = ids.length
+      ? ((await this.db.query(`SELECT artifact_id, node_id, sha256 FROM replicas WHERE artifact_id = ANY($1::bigint[]) ORDER BY node_id`, [ids])) as Array<{artifact_id: string; node_id: string; sha256: string}>)
+      : []
+    const byId = new Map(artifacts.map((a) => [a.id, [a.nodeId]]))
+    const current = new Map(artifacts.map((a) => [a.id, a.sha256]))
+    for (const row of rows) {
+      const id = Number(row.artifact_id)
+      if (row.sha256 === current.get(id) && !byId.get(id)!.includes(row.node_id)) byId.get(id)!.push(row.node_id)
+    }
+    return byId
+  }
+
   findArtifact(uploadId: string, path: string): Promise<ArtifactRecord | null> {
     return this.db.getRepository(ArtifactEntity).findOneBy({uploadId, path})
   }

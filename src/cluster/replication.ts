@@ -38,9 +38,10 @@ export class Replicator {
     if (!this.cluster.enabled) return report
     const live = await this.cluster.registry.live()
     const artifacts = await this.replicas.listArtifacts(uploadId)
+    const holdersOf = await this.replicas.holdersByArtifact(artifacts)
     const tasks: Array<() => Promise<void>> = []
     for (const artifact of artifacts) {
-      const holders = await this.replicas.holders(artifact)
+      const holders = holdersOf.get(artifact.id)!
       const liveHolders = live.filter((n) => holders.includes(n.id))
       const source = liveHolders.find((n) => n.id === this.cluster.self.id) ?? liveHolders[0]
       if (!source) continue
