@@ -153,14 +153,19 @@ describe('worker killed mid-transcode', {timeout: 150_000}, () => {
         if (first.child.exitCode !== null) throw new Error(`the first worker exited:\n${first.output()}`)
         const job = await jobs.find(uploadId, 'transcode')
         if (job?.status === 'succeeded') throw new Error('the transcode finished before the test could kill its worker: make the clip longer')
-        return job?.status === 'running' && job.progress > 0 ? job : undefined
+        if (job?.status !== 'running' || job.progress <= 0) return undefined
+        // The transcode runs one ffmpeg per output: kill while one of them is running, not between two.
+        const group = await processGroup(first.child.pid!)
+        return group.some((p) => /ffmpeg/.test(p.command)) ? {job, group} : undefined
       },
       60_000
-    )
-    const during = await processGroup(first.child.pid!)
-    first.child.kill('SIGKILL')
+    ).then(({job, group}) => {
+      first.child.kill('SIGKILL')
+      return {job, group}
+    })
+    const during = running.group
     assert.equal((await first.exited).signal, 'SIGKILL')
-    process.stdout.write(`# killed the worker at ${running.progress} % (attempt ${running.attempts}); its group had: ${during.map((p) => path.basename(p.command.split(' ')[0]!)).join(', ')}\n`)
+    process.stdout.write(`# killed the worker at ${running.job.progress} % (attempt ${running.job.attempts}); its group had: ${during.map((p) => path.basename(p.command.split(' ')[0]!)).join(', ')}\n`)
     assert.ok(during.some((p) => /ffmpeg/.test(p.command)), 'ffmpeg was running when the worker was killed')
 
     // ffmpeg loses its stderr pipe with its parent and ends at its next progress line.
