@@ -59,6 +59,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const metrics = new NodeMetrics({nodeId: config.nodeId})
   const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
+  store.onFullyReceived = (id) => completion.complete(id)
   completion.onCompleted(() => metrics.uploadsCompleted.inc())
   const shuttingDown = new AbortController()
   const self = {id: config.nodeId, url: config.nodeUrl ?? ''}

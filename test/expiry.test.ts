@@ -57,6 +57,20 @@ for (const kind of DATABASE_KINDS) {
       assert.equal((await node.uploads.findById(new URL(url).pathname.split('/').pop()!))?.status, 'uploading')
     })
 
+    it('completes at the next HEAD an upload whose last bytes reached the file but not the row (a process killed before it answered)', async () => {
+      const url = await createUpload(node.url, 6)
+      const id = new URL(url).pathname.split('/').pop()!
+      await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'abc'})
+      // The state SIGKILL between the write and its record leaves: bytes on disk, row behind.
+      await (await import('node:fs/promises')).appendFile(path.join(node.dataDir, 'uploads', id), 'def')
+      assert.equal((await node.uploads.findById(id))?.bytesReceived, 3)
+      const head = await request('HEAD', url, {headers: TUS})
+      assert.equal(head.headers['upload-offset'], '6')
+      const row = await node.uploads.findById(id)
+      assert.equal(row?.status, 'completed', 'the client takes offset = length as done: so must we')
+      assert.equal(row?.sha256, (await import('node:crypto')).createHash('sha256').update('abcdef').digest('hex'))
+    })
+
     it('completes at the next sweep an upload whose last bytes arrived but whose completion did not commit', async () => {
       const url = await createUpload(node.url, 3)
       const id = new URL(url).pathname.split('/').pop()!

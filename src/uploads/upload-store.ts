@@ -16,6 +16,7 @@ import {parseUploadChecksum, RequestDigest} from './checksum.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {UploadCatalog} from './upload-catalog.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
+import {UploadStatus} from './upload-status.js'
 import type {UploadRepository} from './upload-repository.js'
 
 export interface UploadStoreOptions {
@@ -50,14 +51,27 @@ export class UploadStore extends FileStore {
     }
   }
 
-  /** Drops bytes a checksum-verified append left unverified when its process died. */
+  /** Called when a reconciled upload turns out to hold all its bytes (see getUpload). */
+  onFullyReceived?: (id: string) => Promise<unknown>
+
+  /**
+   * The upload as the protocol sees it (its offset is the file's size), after repairing what a
+   * process that died mid-request left: bytes a checksum-verified append had not verified are
+   * dropped; bytes that reached the file but not the row are recorded — and if they complete the
+   * upload, it is completed now, since the client will take the offset as done.
+   */
   override async getUpload(id: string): Promise<Upload> {
     const row = await this.uploads.findById(id)
     if (row?.unverifiedFrom != null) {
       await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
       await this.uploads.setUnverifiedFrom(id, null)
     }
-    return super.getUpload(id)
+    const upload = await super.getUpload(id)
+    if (row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
+      await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
+      if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id)
+    }
+    return upload
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
