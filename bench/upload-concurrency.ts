@@ -3,13 +3,11 @@
  * 256 KiB uploads (creation + one PATCH each): uploads/s, p50/p99 latency, errors (must be 0)
  * and the server's peak RSS, ours against plain @tus/server + @tus/file-store.
  */
-import {mkdir} from 'node:fs/promises'
-import path from 'node:path'
 import {formatBytes, KiB, MiB} from './lib/format.js'
 import {TusClient} from './lib/http-client.js'
 import {createWorkspace, randomBuffer, requireFreeSpace} from './lib/input.js'
 import {compare, type BenchRecord} from './lib/results.js'
-import {startServer, type BenchServer, type ServerKind} from './lib/servers.js'
+import {startServersIn, type BenchServer, type ServerKind} from './lib/servers.js'
 import {envPrefix, settings} from './lib/settings.js'
 import {percentile, summarize} from './lib/stats.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
@@ -71,11 +69,7 @@ await runSuite(SUITE, async () => {
     await requireFreeSpace(workspace.dir, Math.max(...CASES.map((c) => c.count * c.size)), SUITE)
     const servers: BenchServer[] = []
     try {
-      for (const kind of KINDS) {
-        const workDir = path.join(workspace.dir, kind)
-        await mkdir(workDir)
-        servers.push(await startServer(kind, workDir))
-      }
+      await startServersIn(workspace.dir, KINDS, servers)
       const bodies = CASES.map((c) => randomBuffer(c.size))
       // Warm-up, not measured.
       for (const server of servers) await burst(server, 20, bodies[1]!)

@@ -4,13 +4,12 @@
  * high-water mark reset before each; plain @tus/server measured the same way for reference.
  * BENCH_SKIP_4GIB=1 leaves out the 4 GiB case for a quick run.
  */
-import {mkdir} from 'node:fs/promises'
 import path from 'node:path'
 import {formatBytes, MiB} from './lib/format.js'
 import {TusClient} from './lib/http-client.js'
 import {createWorkspace, generateFile, requireFreeSpace} from './lib/input.js'
 import {compare, type BenchRecord} from './lib/results.js'
-import {startServer, type BenchServer, type ServerKind} from './lib/servers.js'
+import {startServersIn, type BenchServer, type ServerKind} from './lib/servers.js'
 import {envPrefix, settings} from './lib/settings.js'
 import {summarize} from './lib/stats.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
@@ -50,11 +49,7 @@ await runSuite(SUITE, async () => {
 
     const servers: BenchServer[] = []
     try {
-      for (const kind of KINDS) {
-        const workDir = path.join(workspace.dir, kind)
-        await mkdir(workDir)
-        servers.push(await startServer(kind, workDir))
-      }
+      await startServersIn(workspace.dir, KINDS, servers)
       for (const server of servers) await peakDuringUpload(server, input, Math.min(small, 16 * MiB))
 
       const samples = new Map<string, number[]>()

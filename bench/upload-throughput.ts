@@ -5,13 +5,12 @@
  * Goal: at least 0.9 of plain @tus/server's throughput.
  */
 import {createHash} from 'node:crypto'
-import {mkdir} from 'node:fs/promises'
 import path from 'node:path'
 import {formatBytes, MiB} from './lib/format.js'
 import {RawPutClient, TusClient, type FileUploader} from './lib/http-client.js'
 import {createWorkspace, generateFile, randomBuffer, requireFreeSpace} from './lib/input.js'
 import {compare, type BenchRecord} from './lib/results.js'
-import {startServer, type BenchServer, type ServerKind} from './lib/servers.js'
+import {startServersIn, type BenchServer, type ServerKind} from './lib/servers.js'
 import {envPrefix, settings} from './lib/settings.js'
 import {summarize} from './lib/stats.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
@@ -56,11 +55,7 @@ await runSuite(SUITE, async () => {
 
     const servers: BenchServer[] = []
     try {
-      for (const kind of KINDS) {
-        const workDir = path.join(workspace.dir, kind)
-        await mkdir(workDir)
-        servers.push(await startServer(kind, workDir))
-      }
+      await startServersIn(workspace.dir, KINDS, servers)
       await checkOurDigest(servers[0]!)
       // Warm-up, not measured: JIT, connection pools, first-touch of the files directory.
       for (const server of servers) {

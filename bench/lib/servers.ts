@@ -4,7 +4,7 @@
  * says {type: 'ready', url, storageDir} over IPC once listening, and cleans up on SIGTERM.
  */
 import {fork, type ChildProcess} from 'node:child_process'
-import {readdir, rm} from 'node:fs/promises'
+import {mkdir, readdir, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {BENCH_DIR} from './results.js'
 import {PeakRss} from './rss.js'
@@ -110,4 +110,17 @@ export function announceReady(message: Omit<ReadyMessage, 'type'>, shutdown: () 
   // The harness going away (crash, Ctrl-C) closes the IPC channel: do not linger.
   process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'))
   process.send!({type: 'ready', ...message} satisfies ReadyMessage)
+}
+
+/**
+ * Starts one server of each kind, each in its own folder under `dir`, appending each to
+ * `started` as soon as it is up: the caller's cleanup then stops whatever did start, even when a
+ * later one fails.
+ */
+export async function startServersIn(dir: string, kinds: readonly ServerKind[], started: BenchServer[]): Promise<void> {
+  for (const kind of kinds) {
+    const workDir = path.join(dir, kind)
+    await mkdir(workDir)
+    started.push(await startServer(kind, workDir))
+  }
 }
