@@ -23,12 +23,13 @@ describe('node killed during uploads', {timeout: 240_000}, () => {
   let dir: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
   let node: NodeProcess | undefined
+  const spawned: NodeProcess[] = []
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'fault-kill-'))
     schema = await freshSchema()
   })
   after(async () => {
-    await node?.kill('SIGKILL')
+    await Promise.all(spawned.map((n) => n.kill('SIGKILL')))
     await schema?.drop()
     await rm(dir, {recursive: true, force: true})
   })
@@ -38,15 +39,18 @@ describe('node killed during uploads', {timeout: 240_000}, () => {
     const env = {DATA_DIR: path.join(dir, 'data'), DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema.schema}
     const port = await freePort()
     node = await spawnNode(env, port)
+    spawned.push(node)
     let up: Promise<void> = Promise.resolve()
     let kills = 0
+    // Kills are chained: two lanes asking at once must not both restart a node (one would leak,
+    // keep the test process alive and hang the suite).
     const killNow = () => {
       kills++
-      const old = node!
-      up = (async () => {
-        await old.kill('SIGKILL')
+      up = up.then(async () => {
+        await node!.kill('SIGKILL')
         node = await spawnNode(env, port)
-      })()
+        spawned.push(node)
+      })
     }
 
     // A kill point is a fraction of one upload's bytes (1 means after the last byte, before the answer).
