@@ -74,9 +74,11 @@ export async function startCluster(root: string, env: Record<string, string> = {
       ...env,
     })
     for (const dir of dataDirs) await mkdir(dir, {recursive: true})
+    // BENCH_CPU_PROF: every node writes a CPU profile there when it stops.
+    const options = {execArgv: settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : []}
     // The first node migrates the schema; the others start once it has.
-    nodes.push(await spawnNode(envFor(0), ports[0]))
-    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i), ports[i])))))
+    nodes.push(await spawnNode(envFor(0), ports[0], options))
+    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i), ports[i], options)))))
     db = new pg.Client({connectionString: settings.databaseUrl, options: `-c search_path=${schema}`})
     await db.connect()
     const client = db

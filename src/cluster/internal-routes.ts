@@ -4,39 +4,32 @@
  *   copy, or how many bytes of an interrupted one);
  * - PUT  /internal/replicas/<upload>/<path>: receive an artifact from Upload-Offset on, verify
  *   its sha256 once complete, then make it visible and record the replica;
+ * - POST /internal/replicas/<upload>: receive a bundle (tar) of the upload's small artifacts,
+ *   each verified and recorded the same way; answers which were stored and which were not;
  * - GET  /internal/uploads/<id>/content: an upload's bytes (a partial upload being concatenated
  *   on another node).
  */
-import {createHash} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, rename, stat, unlink} from 'node:fs/promises'
-import path from 'node:path'
-import {pipeline} from 'node:stream/promises'
-import {Transform} from 'node:stream'
+import {createReadStream} from 'node:fs'
+import {stat} from 'node:fs/promises'
 import type {Middleware} from 'koa'
-import {BadRequest, Conflict, NotFound} from '../errors.js'
+import {BadRequest, NotFound} from '../errors.js'
 import type {AppState} from '../http/request-context.js'
-import {uploadMediaDir} from '../media/artifact-files.js'
-import type {UploadRepository} from '../uploads/upload-repository.js'
+import {isUploadId, type UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import type {Cluster} from './cluster.js'
+import {ReplicaReceiver} from './replica-receiver.js'
 import type {ReplicaRepository} from './replica-repository.js'
 import {REPLICA_PREFIX} from './replication.js'
 
 const CONTENT = /^\/internal\/uploads\/([A-Za-z0-9_-]{1,128})\/content$/
 
-/** Decoded path segments; nothing that could leave the upload's media directory. */
-function safeSegments(raw: string): string[] {
-  return raw.split('/').map((segment) => {
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(segment)
-    } catch {
-      throw new BadRequest('malformed percent-encoding in the path')
-    }
-    if (decoded === '' || decoded.startsWith('.') || /[\0/\\]/.test(decoded)) throw new BadRequest('invalid artifact path')
-    return decoded
-  })
+/** Decoded path segments of the request path (each then checked as an artifact path segment). */
+function decodedPath(raw: string): string {
+  try {
+    return raw.split('/').map(decodeURIComponent).join('/')
+  } catch {
+    throw new BadRequest('malformed percent-encoding in the path')
+  }
 }
 
 const nonNegativeInt = (value: string, name: string) => {
@@ -53,6 +46,7 @@ export interface InternalDeps {
 }
 
 export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
+  const receiver = new ReplicaReceiver(deps.replicas, deps.dataDir, deps.cluster.self.id)
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/internal/')) return next()
     const peer = deps.cluster.authenticate(ctx)
@@ -73,64 +67,41 @@ export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
     }
 
     if (!ctx.path.startsWith(REPLICA_PREFIX)) throw new NotFound('no such internal endpoint')
-    const [uploadId, ...rest] = safeSegments(ctx.path.slice(REPLICA_PREFIX.length))
-    if (!uploadId || rest.length === 0) throw new NotFound('no such artifact')
-    const artifact = await deps.replicas.findArtifact(uploadId, rest.join('/'))
-    if (!artifact) throw new NotFound('no such artifact')
-    const dir = path.join(uploadMediaDir(deps.dataDir, uploadId), ...rest.slice(0, -1))
-    const target = path.join(dir, rest[rest.length - 1]!)
-    const partial = path.join(dir, `.replica-${rest[rest.length - 1]!}.part`)
-    const partialSize = async () => (await stat(partial).catch(() => undefined))?.size ?? 0
+    const [uploadId, ...rest] = decodedPath(ctx.path.slice(REPLICA_PREFIX.length)).split('/')
+    if (!uploadId || !isUploadId(uploadId)) throw new NotFound('no such upload')
+    const log = ctx.state.context.log
 
+    if (rest.length === 0) {
+      if (ctx.method !== 'POST') throw new NotFound('no such internal endpoint')
+      const result = await receiver.receiveBundle(uploadId, ctx.req)
+      log.info({from: peer, uploadId, stored: result.stored.length, rejected: result.rejected.length}, 'replica bundle received')
+      ctx.body = result
+      return
+    }
+
+    const artifact = await receiver.artifact(uploadId, rest.join('/'))
     if (ctx.method === 'HEAD') {
-      const holders = await deps.replicas.holders(artifact)
-      if (holders.includes(deps.cluster.self.id) && (await stat(target).catch(() => undefined))?.size === artifact.size) {
-        ctx.set('X-Replica-Sha256', artifact.sha256)
-      }
-      ctx.set('Upload-Offset', String(await partialSize()))
+      const state = await receiver.state(artifact)
+      if (state.verifiedSha256) ctx.set('X-Replica-Sha256', state.verifiedSha256)
+      ctx.set('Upload-Offset', String(state.offset))
       ctx.body = null
       ctx.status = 200
       return
     }
     if (ctx.method !== 'PUT') throw new NotFound('no such internal endpoint')
-
-    const sha256 = ctx.get('x-artifact-sha256')
-    const size = nonNegativeInt(ctx.get('x-artifact-size'), 'X-Artifact-Size')
-    const offset = nonNegativeInt(ctx.get('upload-offset'), 'Upload-Offset')
-    if (sha256 !== artifact.sha256 || size !== artifact.size) throw new Conflict('this artifact has changed since the copy started; start again')
-    await mkdir(dir, {recursive: true})
-    const have = await partialSize()
-    if (offset !== have) {
-      ctx.set('Upload-Offset', String(have))
-      throw new Conflict(`this node holds ${have} bytes of the copy, not ${offset}`)
+    const claimed = {
+      sha256: ctx.get('x-artifact-sha256'),
+      size: nonNegativeInt(ctx.get('x-artifact-size'), 'X-Artifact-Size'),
+      offset: nonNegativeInt(ctx.get('upload-offset'), 'Upload-Offset'),
     }
-    // One pass in the usual case: the digest grows as the bytes arrive; a resumed copy first
-    // re-reads what it already had.
-    const hash = createHash('sha256')
-    if (have > 0) for await (const chunk of createReadStream(partial)) hash.update(chunk as Buffer)
-    let received = have
-    const digest = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        if (received + chunk.length > size) return done(new BadRequest('the copy is longer than the artifact'))
-        received += chunk.length
-        hash.update(chunk)
-        done(null, chunk)
-      },
-    })
-    await pipeline(ctx.req, digest, createWriteStream(partial, {flags: have > 0 ? 'r+' : 'w', start: have}))
-    if (received < size) {
-      ctx.set('Upload-Offset', String(received))
+    const result = await receiver.receive(artifact, claimed, ctx.req)
+    if (!result.complete) {
+      ctx.set('Upload-Offset', String(result.offset))
       ctx.body = null
       ctx.status = 204
       return
     }
-    if (hash.digest('hex') !== artifact.sha256) {
-      await unlink(partial).catch(() => {})
-      throw new BadRequest('the copy does not match the artifact sha256; it was discarded')
-    }
-    await rename(partial, target)
-    await deps.replicas.record(artifact, deps.cluster.self.id)
-    ctx.state.context.log.info({from: peer, uploadId, path: artifact.path, size}, 'replica received')
+    log.info({from: peer, uploadId, path: artifact.path, size: artifact.size}, 'replica received')
     ctx.body = null
     ctx.status = 201
   }

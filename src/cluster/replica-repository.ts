@@ -14,6 +14,16 @@ export class ReplicaRepository {
     )
   }
 
+  /** record() for many artifacts in one statement (a bundle's). */
+  async recordMany(artifacts: ArtifactRecord[], nodeId: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO replicas (artifact_id, node_id, sha256, size, verified_at)
+       SELECT artifact_id, $1, sha256, size, now() FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS t(artifact_id, sha256, size)
+       ON CONFLICT (artifact_id, node_id) DO UPDATE SET sha256 = EXCLUDED.sha256, size = EXCLUDED.size, verified_at = now()`,
+      [nodeId, artifacts.map((a) => a.id), artifacts.map((a) => a.sha256), artifacts.map((a) => a.size)]
+    )
+  }
+
   /** Nodes holding a verified copy of the artifact as it is now: its maker, then its replicas. */
   async holders(artifact: ArtifactRecord): Promise<string[]> {
     const rows = (await this.db.query(`SELECT node_id FROM replicas WHERE artifact_id = $1 AND sha256 = $2 ORDER BY node_id`, [artifact.id, artifact.sha256])) as Array<{node_id: string}>

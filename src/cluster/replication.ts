@@ -1,11 +1,12 @@
 /**
  * Fan-out: every artifact reaches every live peer (or REPLICATION_FACTOR of them), streamed,
  * verified by sha256 on arrival, idempotent (a peer that already holds a verified copy is
- * skipped), and resumable (a peer reports how much of an interrupted copy it has, and only the
- * rest is sent). This is what rsync did in the older design, minus rsync's rescan of every
- * file on every run: the database says what is where.
+ * skipped), and resumable: a large artifact's peer reports how much of an interrupted copy it
+ * has and only the rest is sent; small ones travel in bundles (replica-bundle.ts), and a cut
+ * bundle loses only the entry in flight. This is what rsync did in the older design, minus
+ * rsync's rescan of every file on every run: the database says what is where.
  */
-import {createReadStream} from 'node:fs'
+import {createReadStream, readFileSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import type {Logger} from 'pino'
@@ -14,6 +15,8 @@ import {uploadMediaDir} from '../media/artifact-files.js'
 import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
+import {BUNDLE_CONTENT_TYPE, BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles} from './replica-bundle.js'
+import type {BundleResult} from './replica-receiver.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
 export const REPLICA_PREFIX = '/internal/replicas/'
@@ -40,6 +43,8 @@ export class Replicator {
     const artifacts = await this.replicas.listArtifacts(uploadId)
     const holdersOf = await this.replicas.holdersByArtifact(artifacts)
     const tasks: Array<() => Promise<void>> = []
+    // Small artifacts travel in bundles, grouped by where they come from and which peers lack them.
+    const bundles = new Map<string, {source: ClusterNode; targets: ClusterNode[]; artifacts: ArtifactRecord[]}>()
     for (const artifact of artifacts) {
       const holders = holdersOf.get(artifact.id)!
       const liveHolders = live.filter((n) => holders.includes(n.id))
@@ -48,6 +53,13 @@ export class Replicator {
       const wanted = this.options.factor > 0 ? this.options.factor + 1 : live.length
       const missing = live.filter((n) => !holders.includes(n.id)).slice(0, Math.max(0, wanted - liveHolders.length))
       report.skipped += liveHolders.length - 1
+      if (missing.length === 0) continue
+      if (artifact.size <= BUNDLE_FILE_LIMIT) {
+        const key = [source.id, ...missing.map((n) => n.id)].join('\n')
+        if (!bundles.has(key)) bundles.set(key, {source, targets: missing, artifacts: []})
+        bundles.get(key)!.artifacts.push(artifact)
+        continue
+      }
       for (const target of missing) {
         tasks.push(async () => {
           try {
@@ -59,9 +71,83 @@ export class Replicator {
         })
       }
     }
+    for (const {source, targets, artifacts: small} of bundles.values()) {
+      for (const bundle of groupIntoBundles(small)) {
+        tasks.push(async () => {
+          const results = await this.pushBundle(uploadId, bundle, source, targets, signal)
+          results.forEach((result, i) => {
+            const target = targets[i]!
+            if (result.status === 'rejected') {
+              for (const artifact of bundle) report.failed.push({path: artifact.path, node: target.id, error: (result.reason as Error).message})
+              return
+            }
+            report.sent += result.value.stored.length
+            for (const {path, reason} of result.value.rejected) report.failed.push({path, node: target.id, error: reason})
+          })
+        })
+      }
+    }
     await runAll(tasks, this.options.concurrency ?? 8)
     if (report.sent || report.failed.length) this.log.info({uploadId, ...report, failed: report.failed.length}, 'replication pass')
     return report
+  }
+
+  /**
+   * Sends small artifacts the database says `targets` lack, one bundle request per target, each
+   * artifact read once for all of them. No probe first: a copy a peer holds without a row is
+   * simply written again. Each peer answers which entries it stored.
+   */
+  private async pushBundle(uploadId: string, artifacts: ArtifactRecord[], source: ClusterNode, targets: ClusterNode[], signal?: AbortSignal): Promise<Array<PromiseSettledResult<BundleResult>>> {
+    const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
+    const sends = targets.map((target) => {
+      const writer = new BundleWriter()
+      const headers = this.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE})
+      const answer = (async () => {
+        try {
+          const res = await peerRequest(new URL(bundlePath, target.url), {method: 'POST', headers, body: writer.stream, signal})
+          const text = await readText(res, 1 << 20)
+          if (res.statusCode !== 200) throw new Error(`${target.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 500)}`)
+          return JSON.parse(text) as BundleResult
+        } finally {
+          // An answer before the last entry (a refusal) or a dead connection: stop feeding this peer.
+          writer.abort(new Error(`${target.id} stopped reading the bundle`))
+        }
+      })()
+      answer.catch(() => {}) // settled below, with the others; never an unhandled rejection meanwhile
+      return {writer, answer, open: true}
+    })
+    try {
+      for (const artifact of artifacts) {
+        const open = sends.filter((s) => s.open)
+        if (open.length === 0) break
+        const data = await this.readSmall(artifact, source, signal)
+        await Promise.all(open.map((s) => s.writer.add(artifact.path, data).catch(() => void (s.open = false))))
+      }
+      for (const send of sends) if (send.open) send.writer.finish()
+    } catch (error) {
+      for (const send of sends) send.writer.abort(error as Error)
+    }
+    return Promise.allSettled(sends.map((s) => s.answer))
+  }
+
+  /** A small artifact's bytes (at most BUNDLE_FILE_LIMIT), from this node's disk or from `source`. */
+  private async readSmall(artifact: ArtifactRecord, source: ClusterNode, signal?: AbortSignal): Promise<Buffer> {
+    let data: Buffer
+    if (source.id === this.cluster.self.id) {
+      // Synchronously, like the receiver's writes (see ReplicaReceiver.place): small, and cheaper so.
+      data = readFileSync(this.localPath(artifact))
+    } else {
+      const chunks: Buffer[] = []
+      let length = 0
+      for await (const chunk of await this.openSource(artifact, source, 0, signal)) {
+        length += (chunk as Buffer).length
+        if (length > artifact.size) break
+        chunks.push(chunk as Buffer)
+      }
+      data = Buffer.concat(chunks)
+    }
+    if (data.length !== artifact.size) throw new Error(`${source.id}'s copy of ${artifact.path} has ${data.length} bytes, expected ${artifact.size}`)
+    return data
   }
 
   /** Sends one artifact to one peer; false when the peer already had it verified. */
@@ -90,10 +176,14 @@ export class Replicator {
     return true
   }
 
+  private localPath(artifact: ArtifactRecord): string {
+    return path.join(uploadMediaDir(this.options.dataDir, artifact.uploadId), ...artifact.path.split('/'))
+  }
+
   /** The artifact's bytes from `offset`: the local file, or streamed from a node that holds it. */
   private async openSource(artifact: ArtifactRecord, source: ClusterNode, offset: number, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {
     if (source.id === this.cluster.self.id) {
-      const file = path.join(uploadMediaDir(this.options.dataDir, artifact.uploadId), ...artifact.path.split('/'))
+      const file = this.localPath(artifact)
       const {size} = await stat(file)
       if (size !== artifact.size) throw new Error(`local copy of ${artifact.path} has ${size} bytes, expected ${artifact.size}`)
       return createReadStream(file, {start: offset, highWaterMark: 1 << 20})

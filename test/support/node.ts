@@ -7,7 +7,7 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import pino from 'pino'
+import pino, {type Logger} from 'pino'
 import {loadConfig, type Config} from '../../src/config/index.js'
 import {JobRegistry} from '../../src/jobs/registry.js'
 import {startNode, type NodeOptions, type RunningNode} from '../../src/node.js'
@@ -47,7 +47,8 @@ export async function freshSchema(): Promise<{schema: string; drop(): Promise<vo
 export async function startTestNode(
   kind: DatabaseKind,
   overrides: Parameters<typeof loadConfig>[1] = {},
-  options: NodeOptions = {registry: new JobRegistry()}
+  options: NodeOptions = {registry: new JobRegistry()},
+  log?: Logger
 ): Promise<TestNode> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-test-'))
   const schema = kind === 'postgres' ? await freshSchema() : undefined
@@ -65,7 +66,7 @@ export async function startTestNode(
       ...overrides,
     }
   )
-  const node = await startNode(config, pino({level: config.logLevel}), options)
+  const node = await startNode(config, log ?? pino({level: config.logLevel}), options)
   return {
     ...node,
     config,

@@ -35,11 +35,11 @@ export interface NodeProcess {
  * Runs the compiled node (dist/, built by `npm test` before the tests), as production does:
  * memory figures then mean what they mean in production, without a TypeScript loader.
  */
-export async function spawnNode(env: Record<string, string>, port?: number): Promise<NodeProcess> {
+export async function spawnNode(env: Record<string, string>, port?: number, options: {execArgv?: string[]} = {}): Promise<NodeProcess> {
   port ??= await freePort()
   const main = path.join(root, 'dist/src/main.js')
   if (!existsSync(main)) throw new Error('dist/src/main.js is missing: run `npm run build` (npm test does it first)')
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), main], {
     cwd: root,
     env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
