@@ -40,6 +40,9 @@ export function artifactSegments(relative: string): string[] {
   return segments
 }
 
+/** Rows of a bundle's placed entries are written in batches of this many (one statement each). */
+const RECORD_EVERY = 64
+
 export class ReplicaReceiver {
   constructor(
     private readonly replicas: ReplicaRepository,
@@ -95,13 +98,20 @@ export class ReplicaReceiver {
 
   /**
    * A bundle of an upload's small artifacts. Each entry is checked against its row and placed
-   * on its own; the ones placed are recorded in one statement, also when the bundle breaks off
-   * or turns out malformed half-way (a copy already verified is not sent again).
+   * on its own; the ones placed are recorded a batch at a time (RECORD_EVERY), and the rest
+   * when the bundle ends, breaks off or turns out malformed half-way: a copy already verified
+   * is not sent again, and a node killed mid-bundle loses at most one batch of rows.
    */
   async receiveBundle(uploadId: string, body: Readable): Promise<BundleResult> {
     const artifacts = new Map((await this.replicas.listArtifacts(uploadId)).map((a) => [a.path, a]))
     if (artifacts.size === 0) throw new NotFound('this upload has no artifacts')
     const placed: ArtifactRecord[] = []
+    let recorded = 0
+    const record = async () => {
+      const batch = placed.slice(recorded)
+      recorded = placed.length
+      if (batch.length > 0) await this.replicas.recordMany(batch, this.selfId)
+    }
     const rejected: BundleResult['rejected'] = []
     const dirs = new Set<string>()
     try {
@@ -121,12 +131,13 @@ export class ReplicaReceiver {
         } catch (error) {
           rejected.push({path: artifact.path, reason: `could not be written: ${(error as Error).message}`})
         }
+        if (placed.length - recorded >= RECORD_EVERY) await record()
       }
     } catch (error) {
       if (error instanceof BundleError) throw new BadRequest(error.message)
       throw error
     } finally {
-      if (placed.length > 0) await this.replicas.recordMany(placed, this.selfId)
+      await record()
     }
     return {stored: placed.map((a) => a.path), rejected}
   }
