@@ -46,7 +46,8 @@ export function groupIntoBundles<T extends {size: number}>(artifacts: T[], targe
  * drains); after abort() every add() rejects, so a peer that went away stops the feeding.
  */
 export class BundleWriter {
-  private readonly pack = tar.pack()
+  // Room for a few entries ahead of the socket: the reads need not wait for every drain.
+  private readonly pack = tar.pack({highWaterMark: 4 << 20})
 
   get stream(): NodeJS.ReadableStream {
     return this.pack as unknown as NodeJS.ReadableStream
@@ -83,7 +84,7 @@ export interface BundleEntry {
  * refused before they are read). Throws `BundleError` for anything that is not a bundle.
  */
 export async function* readBundle(body: Readable, fileLimit = BUNDLE_FILE_LIMIT): AsyncGenerator<BundleEntry> {
-  const extract = tar.extract()
+  const extract = tar.extract({highWaterMark: 4 << 20})
   body.on('error', (error) => extract.destroy(error))
   // A peer that goes away mid-bundle: the request closes before its end.
   body.on('close', () => {
