@@ -31,12 +31,12 @@ after(async () => {
   await rm(out, {recursive: true, force: true})
 })
 
-async function transcode(source: string, name: string, extra: {timeoutMs?: number; preset?: string} = {}) {
+async function transcode(source: string, name: string, extra: {timeoutMs?: number; preset?: string; published?: PublishedRendition[]} = {}) {
   const probe = await probeMedia(tools, source)
   const plan = planRenditions(probe, ladder)
   const outDir = path.join(out, name)
   const progress: number[] = []
-  const published: PublishedRendition[] = []
+  const published = extra.published ?? []
   await transcodeMedia({
     tools, source, probe, plan, outDir, preset: extra.preset ?? 'ultrafast', timeoutMs: extra.timeoutMs ?? 60_000,
     onProgress: (p) => progress.push(p),
@@ -105,7 +105,9 @@ describe('probeMedia', () => {
 describe('transcodeMedia', () => {
   it('turns a 1080p video into a faststart H.264/AAC MP4 and a four-rung HLS ladder, lowest rendition first', async () => {
     const {outDir, progress, published} = await transcode(f.landscape1080, 'landscape')
-    assert.deepEqual(published.map((r) => r.name), ['360p', '480p', '720p', '1080p'])
+    // The MP4 is published as soon as it is whole, before the top HLS rendition is cut from it.
+    assert.deepEqual(published.map((r) => r.name), ['360p', '480p', '720p', 'download', '1080p'])
+    assert.deepEqual(published.find((r) => r.name === 'download')?.files, ['video.mp4'])
     const mp4 = await ffprobe(path.join(outDir, 'video.mp4'))
     assert.deepEqual(mp4.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort(), ['audio:aac', 'video:h264'])
     assert.deepEqual(mp4.streams.filter((s) => s.codec_type === 'video').map((s) => [s.width, s.height]), [[1920, 1080]])
@@ -139,7 +141,7 @@ describe('transcodeMedia', () => {
 
   it('makes odd dimensions even and handles a video without sound', async () => {
     const {outDir, published} = await transcode(f.oddSize, 'odd')
-    assert.deepEqual(published.map((r) => r.name), ['358p'])
+    assert.deepEqual(published.map((r) => r.name), ['download', '358p'])
     const mp4 = await ffprobe(path.join(outDir, 'video.mp4'))
     assert.deepEqual(mp4.streams.map((s) => [s.codec_name, s.width, s.height]), [['h264', 638, 358]])
   })
@@ -159,10 +161,12 @@ describe('transcodeMedia', () => {
     assert.match(await readFile(path.join(outDir, 'hls', 'master.m3u8'), 'utf8'), /CODECS="mp4a\.40\.2"\naudio\/index\.m3u8/)
   })
 
-  it('kills the whole ffmpeg process tree past the timeout, leaves no artifact visible and says so', async () => {
+  it('kills the whole ffmpeg process tree past the timeout, leaves nothing half-written visible and says so', async () => {
     const name = `timeout-${process.pid}`
     const started = Date.now()
-    await assert.rejects(transcode(f.landscape1080, name, {timeoutMs: 400, preset: 'veryfast'}), (e: unknown) => {
+    // Small renditions may finish inside the limit; the 1080p MP4 does not.
+    const published: PublishedRendition[] = []
+    await assert.rejects(transcode(f.landscape1080, name, {timeoutMs: 400, preset: 'veryfast', published}), (e: unknown) => {
       assert.ok(e instanceof FfmpegTimedOut, String(e))
       assert.match(e.message, /longer than its 0 s limit|longer than its 1 s limit|limit and was killed/)
       assert.match(e.commandLine, /libx264/)
@@ -170,9 +174,14 @@ describe('transcodeMedia', () => {
     })
     assert.ok(Date.now() - started < 10_000)
     assert.deepEqual(await ffmpegProcessesMentioning(name), [], 'no ffmpeg left running')
-    const visible = (await readdir(path.join(out, name, 'hls'))).filter((n) => !n.startsWith('.'))
-    assert.deepEqual(visible, [], 'nothing half-written under a served name')
-    assert.deepEqual((await readdir(path.join(out, name, 'hls'))).filter((n) => n.startsWith('.')), [], 'temp directory removed')
+    const hls = path.join(out, name, 'hls')
+    const finished = published.map((r) => r.name).filter((n) => n !== 'download')
+    const visible = (await readdir(hls)).filter((n) => !n.startsWith('.'))
+    assert.deepEqual(visible.sort(), finished.length > 0 ? [...finished, 'master.m3u8'].sort() : [], 'only renditions that finished are under served names')
+    for (const rendition of finished) assert.match(await readFile(path.join(hls, rendition, 'index.m3u8'), 'utf8'), /#EXT-X-ENDLIST\n$/, `${rendition} is whole`)
+    assert.equal((await readdir(path.join(out, name))).includes('video.mp4'), published.some((r) => r.name === 'download'), 'the MP4 is visible only if it finished')
+    assert.deepEqual((await readdir(hls)).filter((n) => n.startsWith('.')), [], 'temp directory removed')
+    assert.deepEqual((await readdir(path.join(out, name))).filter((n) => n.startsWith('.')), [], 'temp MP4 removed')
   })
 
   it('puts the ffmpeg command line and its stderr in the error when ffmpeg fails', async () => {

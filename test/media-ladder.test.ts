@@ -1,8 +1,10 @@
 /** Pure media logic: the rendition ladder, thumbnail times, progress, playlists and storyboard cues. */
 import assert from 'node:assert/strict'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {describe, it} from 'node:test'
 import {loadConfig} from '../src/config/index.js'
-import {progressPercent, timemarkSeconds} from '../src/media/ffmpeg-run.js'
+import {progressPercent, statsLineSeconds, timemarkSeconds} from '../src/media/ffmpeg-run.js'
+import {progressWriter} from '../src/media/media-jobs.js'
 import type {MediaProbe, VideoStreamInfo} from '../src/media/probe.js'
 import {even, planRenditions, storyboardInterval, thumbnailTimes} from '../src/media/rendition-ladder.js'
 import {storyboardVtt} from '../src/media/snapshots.js'
@@ -94,6 +96,46 @@ describe('progress', () => {
     assert.equal(progressPercent(-1, 3), 0)
     assert.equal(progressPercent(Number.NaN, 3), 0)
     assert.equal(progressPercent(1, 0), 0)
+  })
+
+  it("reads the written time from ffmpeg's stats lines and nothing else", () => {
+    assert.equal(statsLineSeconds('frame=  50 fps= 25 q=28.0 size=     256kB time=00:00:02.00 bitrate=1048.6kbits/s speed=1.0x'), 2)
+    assert.equal(statsLineSeconds('size=     128kB time=00:00:01.50 bitrate= 699.1kbits/s speed=3x'), 1.5)
+    assert.ok(Number.isNaN(statsLineSeconds('frame=    0 fps=0.0 q=0.0 size=       0kB time=-577014:32:22.77 bitrate=N/A')))
+    assert.ok(Number.isNaN(statsLineSeconds('      creation_time   : 2024-01-01T00:00:00.000000Z')))
+    assert.ok(Number.isNaN(statsLineSeconds("[hls @ 0x5581] Opening 'seg_0001.ts' for writing")))
+  })
+
+  it('writes job progress one write at a time, in order, throttled, with 100 at once', async () => {
+    const writes: number[] = []
+    let inFlight = 0
+    let overlapped = false
+    const writer = progressWriter(
+      {
+        log: {debug() {}} as never,
+        progress: async (p) => {
+          overlapped ||= inFlight > 0
+          inFlight++
+          await sleep(5)
+          writes.push(p)
+          inFlight--
+        },
+      },
+      50
+    )
+    for (let p = 0; p <= 40; p++) writer.report(p)
+    await writer.settled()
+    assert.deepEqual(writes, [0], 'the rest of the burst waits for the interval')
+    await sleep(60)
+    writer.report(41)
+    writer.report(30)
+    writer.report(100)
+    await writer.settled()
+    assert.deepEqual(writes, [0, 41, 100], 'never back, and 100 without waiting')
+    assert.equal(overlapped, false, 'one write in flight at a time')
+    writer.report(100)
+    await writer.settled()
+    assert.deepEqual(writes, [0, 41, 100], 'a percent already written is not written again')
   })
 })
 

@@ -6,7 +6,7 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 export const CONTENT_TYPES: Record<string, string> = {
@@ -61,6 +61,8 @@ export async function writeFileAtomically(final: string, content: string | Buffe
   await writeAtomically(final, (temp) => writeFile(temp, content))
 }
 
+const HASH_READ_BYTES = 1 << 20
+
 export interface ArtifactFile {
   /** Relative to the upload's media directory, with forward slashes. */
   path: string
@@ -72,10 +74,15 @@ export interface ArtifactFile {
 export async function describeFile(uploadDir: string, relative: string): Promise<ArtifactFile> {
   const full = path.join(uploadDir, relative)
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(full)) hash.update(chunk as Buffer)
+  let size = 0
+  // Large reads: an MP4 is tens of MiB, and the default 64 KiB chunks cost more than the hash.
+  for await (const chunk of createReadStream(full, {highWaterMark: HASH_READ_BYTES})) {
+    hash.update(chunk as Buffer)
+    size += (chunk as Buffer).length
+  }
   return {
     path: relative.split(path.sep).join('/'),
-    size: (await stat(full)).size,
+    size,
     sha256: hash.digest('hex'),
     contentType: contentTypeOf(relative) ?? 'application/octet-stream',
   }

@@ -1,7 +1,9 @@
 /**
  * Runs one fluent-ffmpeg command to completion, guarding against fluent-ffmpeg's pitfalls:
- * - its percent is wrong with -ss, -t or several outputs: we compute progress from the
- *   timemark against the duration we expect to write, clamped 0..100 and never going back;
+ * - its percent is wrong with -ss, -t or several outputs, and listening to its 'progress'
+ *   event makes it run a hidden ffprobe of the input beside every encode: we read the
+ *   timemark from ffmpeg's stats lines on stderr ourselves and compute progress against the
+ *   duration we expect to write, clamped 0..100 and never going back;
  * - it keeps stderr only in a ring of `stdoutLines`: we keep our own tail for error messages;
  * - its kill() and timeout signal one pid and do not wait: we kill the whole process tree and
  *   settle only once the process has exited (no orphan ffmpeg, no file still being written).
@@ -29,6 +31,12 @@ export function timemarkSeconds(timemark: string): number {
   const match = /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(timemark.trim())
   if (!match) return Number.NaN
   return Number(match[1]) * 3600 + Number(match[2]) * 60 + Number(match[3])
+}
+
+/** The `time=` of one of ffmpeg's stats lines ("frame=  50 fps=25 ... time=00:00:02.00 bitrate=..."), in seconds; NaN for any other line. */
+export function statsLineSeconds(line: string): number {
+  const match = /(?:^|\s)time=\s*(\S+)/.exec(line)
+  return match ? timemarkSeconds(match[1]!) : Number.NaN
 }
 
 /** Whole percent of `expected` seconds written so far, 0..100. */
@@ -105,9 +113,9 @@ export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: Ff
       .on('stderr', (line: string) => {
         stderr.push(line)
         if (stderr.length > STDERR_TAIL_LINES) stderr.shift()
-      })
-      .on('progress', (progress: {timemark: string}) => {
-        const percent = progressPercent(timemarkSeconds(progress.timemark), options.outputDuration)
+        const written = statsLineSeconds(line)
+        if (Number.isNaN(written)) return
+        const percent = progressPercent(written, options.outputDuration)
         if (percent > best) {
           best = percent
           options.onProgress?.(percent)

@@ -45,6 +45,41 @@ export interface MediaJobContext {
 /** What a media job did; an unplayable input is thrown (UnplayableMedia), anything else retried. */
 export type MediaJobResult = {done: true; note?: string} | {done: false; note: string}
 
+/** How often a running job's percent is written: often enough for a progress bar, not a write per percent. */
+const PROGRESS_WRITE_INTERVAL_MS = 500
+
+/**
+ * The job's percent to the database: one write in flight at a time (so they land in order),
+ * at most one per interval except 100, and a percent already written is never written again.
+ */
+export function progressWriter(context: Pick<MediaJobContext, 'progress' | 'log'>, intervalMs = PROGRESS_WRITE_INTERVAL_MS) {
+  let latest = -1
+  let written = -1
+  let lastWriteAt = Number.NEGATIVE_INFINITY
+  let inFlight: Promise<void> | undefined
+  const due = () => latest > written && (latest === 100 || performance.now() - lastWriteAt >= intervalMs)
+  const drain = async () => {
+    while (due()) {
+      const value = latest
+      lastWriteAt = performance.now()
+      try {
+        await context.progress(value)
+      } catch (error) {
+        context.log.debug({err: error}, 'progress not recorded')
+      }
+      written = value
+    }
+  }
+  return {
+    report(percent: number) {
+      latest = Math.max(latest, percent)
+      if (!inFlight && due()) inFlight = drain().finally(() => (inFlight = undefined))
+    },
+    /** Waits for the write in flight, if any. */
+    settled: () => inFlight ?? Promise.resolve(),
+  }
+}
+
 /** Statuses in which an upload's bytes are complete and worth processing. */
 const PROCESSABLE: UploadStatus[] = [UploadStatus.Completed, UploadStatus.Processing, UploadStatus.Ready, UploadStatus.Failed]
 
@@ -80,31 +115,41 @@ export class MediaJobs {
   private async transcodeLoaded(uploadId: string, loaded: Loaded, context: MediaJobContext): Promise<MediaJobResult> {
     const {repository, config} = this.deps
     const tools = await this.deps.tools
-    await repository.markProcessing(uploadId)
     const outDir = uploadMediaDir(config.dataDir, uploadId)
     // What an earlier attempt of this job left half-written when it was killed (its own names
     // only: a snapshot job may be writing beside it).
-    await removeAbandonedTemps(outDir, (name) => name === MP4_NAME.video || name === MP4_NAME.audio)
-    await removeAbandonedTemps(path.join(outDir, 'hls'), () => true)
+    await Promise.all([
+      repository.markProcessing(uploadId),
+      removeAbandonedTemps(outDir, (name) => name === MP4_NAME.video || name === MP4_NAME.audio),
+      removeAbandonedTemps(path.join(outDir, 'hls'), () => true),
+    ])
     const plan = planRenditions(loaded.probe, config.renditions)
-    await transcodeMedia({
-      tools,
-      source: loaded.source,
-      probe: loaded.probe,
-      plan,
-      outDir,
-      preset: config.x264Preset,
-      timeoutMs: config.ffmpegTimeout,
-      signal: context.signal,
-      onProgress: (percent) => void context.progress(percent).catch((error) => context.log.debug({err: error}, 'progress not recorded')),
-      onRendition: async ({name, files}) => {
-        const described = await Promise.all(files.map((file) => describeFile(outDir, file)))
-        const isMp4 = (file: string) => file === MP4_NAME.video || file === MP4_NAME.audio
-        await repository.saveArtifacts(uploadId, config.nodeId, 'mp4', '', described.filter((f) => isMp4(f.path)))
-        if (name !== 'download') await repository.saveArtifacts(uploadId, config.nodeId, 'hls', name, described.filter((f) => !isMp4(f.path)))
-        if (await repository.markReady(uploadId)) context.log.info({uploadId, rendition: name}, 'upload is playable')
-      },
-    })
+    const progress = progressWriter(context)
+    let ready = false
+    try {
+      await transcodeMedia({
+        tools,
+        source: loaded.source,
+        probe: loaded.probe,
+        plan,
+        outDir,
+        preset: config.x264Preset,
+        timeoutMs: config.ffmpegTimeout,
+        signal: context.signal,
+        onProgress: progress.report,
+        onRendition: async ({name, files}) => {
+          const described = await Promise.all(files.map((file) => describeFile(outDir, file)))
+          const download = name === 'download'
+          await repository.saveArtifacts(uploadId, config.nodeId, [{kind: download ? 'mp4' : 'hls', rendition: download ? '' : name, files: described}])
+          // Playable from the first HLS rendition on; later ones need not ask again.
+          if (download || ready) return
+          ready = true
+          if (await repository.markReady(uploadId)) context.log.info({uploadId, rendition: name}, 'upload is playable')
+        },
+      })
+    } finally {
+      await progress.settled()
+    }
     return {done: true, note: plan.kind === 'audio' ? 'audio only' : `${plan.renditions.length} renditions`}
   }
 
@@ -137,11 +182,13 @@ export class MediaJobs {
       timeoutMs: config.ffmpegTimeout,
       signal: context.signal,
     })
-    const save = async (kind: 'poster' | 'thumbnail' | 'storyboard', files: string[]) =>
-      repository.saveArtifacts(uploadId, config.nodeId, kind, '', await Promise.all(files.map((f) => describeFile(outDir, f))))
-    await save('poster', [taken.poster])
-    await save('thumbnail', taken.thumbnails)
-    await save('storyboard', taken.storyboard)
+    const describe = (files: string[]) => Promise.all(files.map((f) => describeFile(outDir, f)))
+    const [poster, thumbnails, storyboard] = await Promise.all([describe([taken.poster]), describe(taken.thumbnails), describe(taken.storyboard)])
+    await repository.saveArtifacts(uploadId, config.nodeId, [
+      {kind: 'poster', rendition: '', files: poster},
+      {kind: 'thumbnail', rendition: '', files: thumbnails},
+      {kind: 'storyboard', rendition: '', files: storyboard},
+    ])
     await context.progress(100)
     return {done: true, note: `poster, ${taken.thumbnails.length} thumbnails, storyboard`}
   }

@@ -13,6 +13,13 @@ import {canTransition, UploadStatus} from '../uploads/upload-status.js'
 import type {ArtifactFile} from './artifact-files.js'
 import type {MediaProbe} from './probe.js'
 
+/** Files of one kind and rendition, saved together. */
+export interface ArtifactGroup {
+  kind: ArtifactKind
+  rendition: string
+  files: ArtifactFile[]
+}
+
 /** The states a move to `to` may start from, as the upload state machine allows. */
 const from = (to: UploadStatus, wanted: UploadStatus[]) => wanted.filter((status) => canTransition(status, to))
 
@@ -61,24 +68,32 @@ export class MediaRepository {
 
   /**
    * Upserts one artifact row per file (unique per upload, kind, rendition, path: a redelivered
-   * job updates rather than duplicates) and announces each as artifact.created.
+   * job updates rather than duplicates) and announces each as artifact.created, every group in
+   * one transaction of three statements however many files there are.
    */
-  async saveArtifacts(uploadId: string, nodeId: string, kind: ArtifactKind, rendition: string, files: ArtifactFile[]): Promise<ArtifactRecord[]> {
-    if (files.length === 0) return []
+  async saveArtifacts(uploadId: string, nodeId: string, groups: ArtifactGroup[]): Promise<ArtifactRecord[]> {
+    const values = groups.flatMap(({kind, rendition, files}) =>
+      files.map((f) => ({uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId}))
+    )
+    if (values.length === 0) return []
+    const key = (row: {kind: string; rendition: string; path: string}) => `${row.kind}\0${row.rendition}\0${row.path}`
+    const wanted = new Set(values.map(key))
     return this.db.transaction(async (tx) => {
       const now = new Date()
       await tx
         .createQueryBuilder()
         .insert()
         .into(ArtifactEntity)
-        .values(files.map((f) => ({uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId, createdAt: now, updatedAt: now})))
+        .values(values.map((v) => ({...v, createdAt: now, updatedAt: now})))
         .orUpdate(['size', 'sha256', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'kind', 'rendition', 'path'])
         .execute()
-      const rows = await tx
-        .getRepository(ArtifactEntity)
-        .createQueryBuilder('a')
-        .where('a.upload_id = :uploadId AND a.kind = :kind AND a.rendition = :rendition AND a.path IN (:...paths)', {uploadId, kind, rendition, paths: files.map((f) => f.path)})
-        .getMany()
+      const rows = (
+        await tx
+          .getRepository(ArtifactEntity)
+          .createQueryBuilder('a')
+          .where('a.upload_id = :uploadId AND a.path IN (:...paths)', {uploadId, paths: [...new Set(values.map((v) => v.path))]})
+          .getMany()
+      ).filter((row) => wanted.has(key(row)))
       await this.announce(tx, rows)
       return rows
     })

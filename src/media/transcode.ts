@@ -31,13 +31,18 @@ export interface TranscodeOptions {
   onProgress?: (percent: number) => void
   /** Each ffmpeg command line, as it starts. */
   onCommand?: (commandLine: string) => void
-  /** A rendition's files are in place and listed in the master playlist: the upload is playable. */
+  /**
+   * A rendition's files are in place and listed in the master playlist (the upload is
+   * playable), or, named 'download', the MP4 is in place. Called in order, while later
+   * renditions encode; the job ends once every call has.
+   */
   onRendition?: (done: PublishedRendition) => Promise<void>
 }
 
 export interface PublishedRendition {
+  /** The rendition, or 'download' for the MP4 (M4A). */
   name: string
-  /** Paths relative to outDir of everything this step published (playlist, segments, master, MP4). */
+  /** Paths relative to outDir of everything this step published (playlist, segments, master; or the MP4). */
   files: string[]
 }
 
@@ -137,26 +142,63 @@ function progressTracker(weights: number[], report?: (percent: number) => void) 
   }
 }
 
+/**
+ * Publishes steps in order (master playlist, then onRendition) while the next encode runs: the
+ * caller's work on a rendition (hashing, database rows) stays off the encodes' path. A failed
+ * publication stops the job before its next encode.
+ */
+function publisher(o: TranscodeOptions) {
+  const published = new Set<string>()
+  let queue: Promise<void> = Promise.resolve()
+  let failed: {error: unknown} | undefined
+  const enqueue = (publish: () => Promise<void>) => {
+    queue = queue.then(publish)
+    queue.catch((error: unknown) => (failed ??= {error}))
+  }
+  return {
+    rendition(name: string, files: string[]) {
+      enqueue(async () => {
+        published.add(name)
+        await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
+        await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
+      })
+    },
+    download(file: string) {
+      enqueue(async () => o.onRendition?.({name: 'download', files: [file]}))
+    },
+    throwIfFailed() {
+      if (failed) throw failed.error
+    },
+    /** Every publication done; rejects with the first failure. */
+    settled: () => queue,
+  }
+}
+
 export async function transcodeMedia(o: TranscodeOptions): Promise<void> {
   await mkdir(path.join(o.outDir, 'hls'), {recursive: true})
-  const published = new Set<string>()
-  const announce = async (name: string, files: string[]) => {
-    published.add(name)
-    await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
-    await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
+  const publish = publisher(o)
+  try {
+    await encodeAll(o, publish)
+  } catch (error) {
+    // Let a publication in flight finish (or fail) before the job reports its failure.
+    await publish.settled().catch(() => {})
+    throw error
   }
+  await publish.settled()
+}
 
+async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publisher>): Promise<void> {
   if (o.plan.kind === 'audio') {
     const tracker = progressTracker([1, 1], o.onProgress)
     const args = audioArgs(o.plan.audioBitrate).concat(['-vn'])
     const hls = tracker.step(0)
     const files = await hlsRendition(o, 'audio', args, o.source, hls.progress)
     hls.done()
-    await announce('audio', files)
+    publish.rendition('audio', files)
     const file = tracker.step(1)
     await mp4(o, MP4_NAME.audio, args, file.progress)
     file.done()
-    await o.onRendition?.({name: 'download', files: [MP4_NAME.audio]})
+    publish.download(MP4_NAME.audio)
     return
   }
 
@@ -167,16 +209,18 @@ export async function transcodeMedia(o: TranscodeOptions): Promise<void> {
   const weights = order.map((r) => r.width * r.height * (r === top ? 1.05 : 1))
   const tracker = progressTracker(weights, o.onProgress)
   for (const [index, r] of order.entries()) {
+    publish.throwIfFailed()
     const step = tracker.step(index)
     const audio = withAudio ? audioArgs(r.audioBitrate) : ['-an']
     let files: string[]
     if (r === top) {
       await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset), ...audio], (p) => step.progress(p * 0.95))
-      files = [MP4_NAME.video, ...(await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05)))]
+      publish.download(MP4_NAME.video)
+      files = await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05))
     } else {
       files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset), ...audio], o.source, step.progress)
     }
     step.done()
-    await announce(r.name, files)
+    publish.rendition(r.name, files)
   }
 }
