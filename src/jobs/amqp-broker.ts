@@ -211,7 +211,7 @@ export class AmqpBroker implements Broker {
     }
     return {
       body: message.content,
-      deliveryCount: Number(headers['x-delivery-count'] ?? 0) + 1,
+      deliveryCount: deliveryCountOf(message),
       ack: () => settle(() => channel.ack(message)),
       requeue: () => settle(() => channel.nack(message, false, true)),
       retry: (attempt, reason) =>
@@ -262,6 +262,17 @@ export class AmqpBroker implements Broker {
       }
     })
   }
+}
+
+/**
+ * Quorum queues count earlier deliveries in x-delivery-count (RabbitMQ 3.x: every return, from a
+ * nack or a consumer that went away); RabbitMQ 4 counts only failed ones there and every
+ * acquisition in x-acquired-count; the redelivered flag says "delivered before" on any queue.
+ */
+function deliveryCountOf(message: ConsumeMessage): number {
+  const headers = message.properties.headers ?? {}
+  const before = Math.max(Number(headers['x-delivery-count'] ?? 0) || 0, Number(headers['x-acquired-count'] ?? 0) || 0, message.fields.redelivered ? 1 : 0)
+  return before + 1
 }
 
 function nextMessage(channel: Channel, queue: string, limit: number, taken: number): Promise<GetMessage | false> {

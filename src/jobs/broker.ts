@@ -10,7 +10,10 @@ import type {JobMessage} from './messages.js'
 /** One message handed to a consumer. Exactly one of the four settles it. */
 export interface Delivery {
   readonly body: Buffer
-  /** 1 for a first delivery; more after crashes or hand-backs (not after retries: those are new messages). */
+  /**
+   * 1 for a first delivery; more after its consumer died or handed it back (not after retries:
+   * those are new messages). The runner tells a redelivery (take the job over) from a duplicate by it.
+   */
   readonly deliveryCount: number
   ack(): Promise<void>
   /** Schedules the message again after the backoff for this failed attempt (1-based), then acks. */

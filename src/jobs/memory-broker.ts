@@ -12,6 +12,7 @@ import {delayAfterAttempt} from './retry-policy.js'
 
 interface Envelope {
   body: Buffer
+  /** Deliveries so far: 1 on its first, more after a hand-back (as RabbitMQ counts). */
   deliveryCount: number
 }
 
@@ -51,6 +52,16 @@ export class MemoryBroker implements Broker {
   async publishJob(job: JobMessage): Promise<void> {
     this.ensureOpen()
     this.enqueue(job.kind, {body: encode(job), deliveryCount: 0})
+  }
+
+  /**
+   * Queues a message that an earlier run of this process may have delivered already (its jobs
+   * table says the work is owed): it arrives as a redelivery, so a job left running by the
+   * process that died is taken over rather than taken for a duplicate.
+   */
+  redeliver(job: JobMessage): void {
+    this.ensureOpen()
+    this.enqueue(job.kind, {body: encode(job), deliveryCount: 1})
   }
 
   /** Puts raw bytes on a kind's queue, as a foreign or broken publisher would. */
