@@ -1,7 +1,7 @@
 /**
  * The embedded default end to end: one node process with the in-process broker. A completed
- * upload's jobs run through the handlers plugged in, show in the status API, and jobs still
- * owed when the node stops are taken up again when it starts.
+ * upload's jobs run through the handlers plugged in, show in the status API, jobs still owed
+ * when the node stops are taken up again when it starts, and so is a job its worker left running.
  */
 import assert from 'node:assert/strict'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -21,7 +21,8 @@ interface JobView {
   status: string
   attempts: number
   progress: number
-  history: Array<{outcome: string | null}>
+  worker: string | null
+  history: Array<{attempt: number; worker: string; outcome: string | null}>
 }
 
 describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
@@ -110,6 +111,39 @@ describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
       })
       // Each ran once (the first test's transcode, owed since then, runs here too).
       assert.deepEqual(ran.filter((r) => r.endsWith(id)).sort(), [`snapshot ${id}`, `transcode ${id}`])
+    } finally {
+      await second.close()
+    }
+  })
+
+  test('a job left running when the node died is taken over, not taken for a duplicate, when it starts again', async () => {
+    const first = await start(new JobRegistry())
+    let id: string
+    try {
+      id = await upload(first)
+      await waitFor('the jobs to be recorded', async () => (await jobsOf(first, id)).length === 2)
+      // As a worker that died mid-attempt leaves it: running, with its attempt open.
+      const started = await first.pipeline.jobs.begin(id, 'snapshot', 'died-node')
+      assert.equal(started.run, true)
+    } finally {
+      await first.close()
+    }
+    let runs = 0
+    const second = await start(
+      new JobRegistry().register('snapshot', async (job) => {
+        if (job.uploadId === id) runs++
+        return Outcome.succeeded()
+      })
+    )
+    try {
+      const snapshot = await waitFor('the snapshot job to succeed', async () => (await jobsOf(second, id)).find((j) => j.kind === 'snapshot' && j.status === 'succeeded'))
+      assert.equal(snapshot.attempts, 2)
+      assert.deepEqual(snapshot.history.map((h) => [h.attempt, h.worker, h.outcome]), [
+        [1, 'died-node', 'abandoned'],
+        [2, snapshot.worker, 'succeeded'],
+      ])
+      assert.notEqual(snapshot.worker, 'died-node')
+      assert.equal(runs, 1)
     } finally {
       await second.close()
     }

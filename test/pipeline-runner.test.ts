@@ -1,17 +1,19 @@
 /**
  * The consumer runner against each broker adapter: RabbitMQ (real, at TEST_AMQP_URL) and the
- * in-process one. Same handler, same expectations. Handlers are defined here; each test owns
- * an upload id and tells the handler how to behave for it.
+ * in-process one. Same handlers, same expectations. Handlers are defined here; each test owns
+ * an upload id and tells the handler how to behave for it. snapshot stands for a kind that runs
+ * once, fanout for one that reruns on new work; transcode is left to the tests that start their
+ * own consumers (delivery counts, a worker that dies).
  */
 import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
 import pino from 'pino'
 import {AmqpBroker} from '../src/jobs/amqp-broker.js'
-import type {Broker} from '../src/jobs/broker.js'
+import type {Broker, Delivery} from '../src/jobs/broker.js'
 import {JobRepository} from '../src/jobs/job-repository.js'
 import type {JobKind} from '../src/jobs/job-kinds.js'
 import {MemoryBroker} from '../src/jobs/memory-broker.js'
-import {jobMessage, type JobMessageOf} from '../src/jobs/messages.js'
+import {jobMessage} from '../src/jobs/messages.js'
 import {Outcome, UnrecoverableError, type JobOutcome} from '../src/jobs/outcome.js'
 import {JOB_POLICIES, JobRegistry, type JobContext} from '../src/jobs/registry.js'
 import {retryDelays} from '../src/jobs/retry-policy.js'
@@ -22,19 +24,34 @@ import {drainDeadLetters, inspector, openTestDatabase, randomId, removeTopology,
 
 const RETRY_BASE_MS = 300
 const MAX_ATTEMPTS = 3
-const TIMEOUT_MS = 500
+const TIMEOUT_MS = 1500
 const KIND: JobKind = 'snapshot'
 
-type Behaviour = (job: JobMessageOf<'snapshot'>, context: JobContext) => Promise<JobOutcome>
+type Behaviour = (job: {uploadId: string}, context: JobContext) => Promise<JobOutcome>
+
+/** A consumer that takes a message and dies before settling it (kill: its connection goes away). */
+interface DoomedConsumer {
+  kill(): Promise<void>
+}
 
 interface Harness {
   broker: Broker
   /** Raw bytes onto the kind's queue, as a broken publisher would send them. */
   inject(body: Buffer): Promise<void>
   deadLetters(): Promise<Array<{reason: string | undefined; body: string}>>
-  queueDepth(): Promise<number>
+  queueDepth(kind?: JobKind): Promise<number>
+  /** Consumes `kind` like another worker would; `take` records what it wants and never settles. */
+  doomedConsumer(kind: JobKind, take: (delivery: Delivery) => Promise<void>): Promise<DoomedConsumer>
   close(): Promise<void>
 }
+
+function gate(): {open(): void; opened: Promise<void>} {
+  let open!: () => void
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  return {open, opened}
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const log = pino({level: 'silent'})
 const delays = retryDelays(RETRY_BASE_MS, MAX_ATTEMPTS)
@@ -49,7 +66,15 @@ async function amqpHarness(): Promise<Harness> {
     broker,
     inject: async (body) => void look.channel.publish(t.workExchange, KIND, body),
     deadLetters: () => drainDeadLetters(look.channel, t.deadQueue(KIND)),
-    queueDepth: async () => (await look.channel.checkQueue(t.workQueue(KIND))).messageCount,
+    queueDepth: async (kind = KIND) => (await look.channel.checkQueue(t.workQueue(kind))).messageCount,
+    async doomedConsumer(kind, take) {
+      // Its own connection, as another process would have: closing it returns what it held.
+      const other = new AmqpBroker({url: TEST_AMQP_URL, topology: t, nodeId: 'doomed-worker', log})
+      await other.start()
+      await other.connected()
+      await other.consume(kind, 1, take)
+      return {kill: () => other.close()}
+    },
     async close() {
       await broker.close()
       await look.close()
@@ -69,7 +94,21 @@ async function memoryHarness(): Promise<Harness> {
       taken += all.length
       return all.map((d) => ({reason: d.reason, body: d.body.toString('utf8')}))
     },
-    queueDepth: async () => broker.depth(KIND),
+    queueDepth: async (kind = KIND) => broker.depth(kind),
+    async doomedConsumer(kind, take) {
+      // In one process a consumer "dies" by going away with its deliveries unsettled: they go back.
+      const held: Delivery[] = []
+      const subscription = await broker.consume(kind, 1, async (delivery) => {
+        held.push(delivery)
+        await take(delivery)
+      })
+      return {
+        async kill() {
+          await subscription.cancel()
+          for (const delivery of held) await delivery.requeue()
+        },
+      }
+    },
     close: () => broker.close(),
   }
 }
@@ -85,18 +124,24 @@ for (const [name, makeHarness] of [
     let runner: JobRunner
     const behaviours = new Map<string, Behaviour>()
     const calls = new Map<string, Array<{at: number; attempt: number}>>()
+    const policies = {
+      ...JOB_POLICIES,
+      snapshot: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: TIMEOUT_MS, rerun: false},
+      fanout: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: true},
+      transcode: {concurrency: 1, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: false},
+    }
 
     before(async () => {
       database = await openTestDatabase()
       harness = await makeHarness()
       jobs = new JobRepository(database.db)
-      const registry = new JobRegistry().register('snapshot', async (job, context) => {
+      const handler: Behaviour = async (job, context) => {
         calls.set(job.uploadId, [...(calls.get(job.uploadId) ?? []), {at: Date.now(), attempt: context.attempt}])
         return behaviours.get(job.uploadId)!(job, context)
-      })
-      const policies = {...JOB_POLICIES, snapshot: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: TIMEOUT_MS}}
+      }
+      const registry = new JobRegistry().register('snapshot', handler).register('fanout', handler)
       runner = new JobRunner({broker: harness.broker, jobs, registry, policies, nodeId: 'runner-test', log})
-      assert.deepEqual(await runner.start(['transcode', 'snapshot']), ['snapshot'])
+      assert.deepEqual(await runner.start(['transcode', 'snapshot', 'fanout']), ['snapshot', 'fanout'])
     })
 
     after(async () => {
@@ -105,18 +150,40 @@ for (const [name, makeHarness] of [
       await database?.drop()
     })
 
-    async function run(behaviour: Behaviour): Promise<string> {
+    async function run(behaviour: Behaviour, kind: JobKind = KIND): Promise<string> {
       const uploadId = randomId()
       behaviours.set(uploadId, behaviour)
-      await harness.broker.publishJob(jobMessage(KIND, uploadId))
+      await harness.broker.publishJob(jobMessage(kind, uploadId))
       return uploadId
     }
 
-    const settled = (uploadId: string) =>
-      waitFor(`the ${KIND} job of ${uploadId} to settle`, async () => {
-        const job = await jobs.find(uploadId, KIND)
-        return job && ['succeeded', 'dead'].includes(job.status) ? job : undefined
+    const settled = (uploadId: string, kind: JobKind = KIND, attempts = 1) =>
+      waitFor(`the ${kind} job of ${uploadId} to settle after ${attempts} attempts or more`, async () => {
+        const job = await jobs.find(uploadId, kind)
+        return job && ['succeeded', 'dead'].includes(job.status) && job.attempts >= attempts ? job : undefined
       })
+
+    const running = (uploadId: string, kind: JobKind = KIND) =>
+      waitFor(`the ${kind} job of ${uploadId} to run`, async () => (await jobs.find(uploadId, kind))?.status === 'running')
+
+    /** A behaviour that waits for `until` and counts how many of its runs overlap. */
+    function overlapping(until: Promise<void>, firstOnly = false) {
+      const seen = {active: 0, most: 0}
+      const behaviour: Behaviour = async (job) => {
+        seen.active++
+        seen.most = Math.max(seen.most, seen.active)
+        try {
+          if (!firstOnly || calls.get(job.uploadId)!.length === 1) await until
+        } finally {
+          seen.active--
+        }
+        return Outcome.succeeded()
+      }
+      return {seen, behaviour}
+    }
+
+    const outcomes = async (uploadId: string, kind: JobKind) =>
+      (await jobs.forUpload(uploadId)).find((j) => j.kind === kind)!.history.map((a) => [a.attempt, a.outcome])
 
     test('a job that succeeds runs once, is recorded, and leaves nothing in the queue', async () => {
       const uploadId = await run(async (_job, context) => {
@@ -201,7 +268,7 @@ for (const [name, makeHarness] of [
       assert.equal(job.attempts, 2)
       assert.ok(sawAbort, 'the handler was told to stop through its signal')
       const [withHistory] = await jobs.forUpload(uploadId)
-      assert.match(withHistory!.history[0]!.error!, /timed out after 500 ms/)
+      assert.match(withHistory!.history[0]!.error!, new RegExp(`timed out after ${TIMEOUT_MS} ms`))
     })
 
     test('malformed messages are dead-lettered with the reason and the consumer keeps working', async () => {
@@ -238,6 +305,144 @@ for (const [name, makeHarness] of [
       assert.equal(calls.get(uploadId)!.length, 1)
       const job = await jobs.find(uploadId, KIND)
       assert.equal(job!.attempts, 1)
+    })
+
+    test('a duplicate message while the job runs is acknowledged without a second, concurrent run', async () => {
+      const release = gate()
+      const {seen, behaviour} = overlapping(release.opened)
+      const uploadId = await run(behaviour)
+      await running(uploadId)
+      for (let i = 0; i < 3; i++) await harness.broker.publishJob(jobMessage(KIND, uploadId))
+      await waitFor('the duplicates to be taken and acknowledged', async () => (await harness.queueDepth()) === 0 && runner.activeJobs === 1, 5000)
+      release.open()
+      const job = await settled(uploadId)
+      assert.equal(seen.most, 1, 'never two runs at once')
+      assert.equal(calls.get(uploadId)!.length, 1)
+      assert.equal(job.status, 'succeeded')
+      assert.equal(job.attempts, 1)
+      assert.equal(job.rerunOwed, false, 'a kind that runs once owes nothing')
+      assert.deepEqual(await outcomes(uploadId, KIND), [[1, 'succeeded']])
+    })
+
+    test('a delivery counts 1 the first time, more when handed back, and 1 again as a retry', async () => {
+      const counts: number[] = []
+      const subscription = await harness.broker.consume('transcode', 1, async (delivery) => {
+        counts.push(delivery.deliveryCount)
+        if (counts.length === 1) return delivery.requeue()
+        if (counts.length === 2) return delivery.retry(1, 'once more')
+        return delivery.ack()
+      })
+      try {
+        await harness.broker.publishJob(jobMessage('transcode', randomId()))
+        await waitFor('three deliveries', () => counts.length >= 3)
+        await sleep(100)
+        assert.deepEqual(counts, [1, 2, 1])
+      } finally {
+        await subscription.cancel()
+      }
+    })
+
+    test('a redelivery of a running job whose worker died takes the job over', async () => {
+      const uploadId = randomId()
+      const doomedCounts: number[] = []
+      const doomed = await harness.doomedConsumer('transcode', async (delivery) => {
+        doomedCounts.push(delivery.deliveryCount)
+        await jobs.begin(uploadId, 'transcode', 'doomed-worker', {redelivery: delivery.deliveryCount > 1, rerun: false})
+      })
+      await harness.broker.publishJob(jobMessage('transcode', uploadId))
+      await running(uploadId, 'transcode')
+      await doomed.kill()
+      const attempts: number[] = []
+      const registry = new JobRegistry().register('transcode', async (_job, context) => {
+        attempts.push(context.attempt)
+        return Outcome.succeeded()
+      })
+      const survivor = new JobRunner({broker: harness.broker, jobs, registry, policies, nodeId: 'survivor', log})
+      await survivor.start(['transcode'])
+      try {
+        const job = await settled(uploadId, 'transcode')
+        assert.equal(job.status, 'succeeded')
+        assert.equal(job.attempts, 2)
+        assert.equal(job.workerNode, 'survivor')
+        assert.deepEqual(doomedCounts, [1])
+        assert.deepEqual(attempts, [2])
+        const [withHistory] = await jobs.forUpload(uploadId)
+        assert.deepEqual(withHistory!.history.map((a) => [a.attempt, a.workerNode, a.outcome]), [
+          [1, 'doomed-worker', 'abandoned'],
+          [2, 'survivor', 'succeeded'],
+        ])
+      } finally {
+        await survivor.close(2000)
+      }
+    })
+
+    test('a rerun kind runs again, with a fresh attempt budget, when a message comes after it succeeded', async () => {
+      // The first run uses its whole budget (fails twice, succeeds on the last attempt); the
+      // rerun fails once and is still retried rather than dead.
+      const uploadId = await run(async (job) => {
+        const n = calls.get(job.uploadId)!.length
+        if (n === 1 || n === 2 || n === 4) throw new Error(`peer busy (call ${n})`)
+        return Outcome.succeeded()
+      }, 'fanout')
+      const first = await settled(uploadId, 'fanout', MAX_ATTEMPTS)
+      assert.equal(first.status, 'succeeded')
+      await harness.broker.publishJob(jobMessage('fanout', uploadId))
+      const job = await settled(uploadId, 'fanout', MAX_ATTEMPTS + 2)
+      assert.equal(job.status, 'succeeded')
+      assert.equal(job.attempts, 5)
+      assert.equal(job.runFirstAttempt, 4)
+      assert.deepEqual(calls.get(uploadId)!.map((c) => c.attempt), [1, 2, 3, 1, 2])
+      assert.deepEqual(await outcomes(uploadId, 'fanout'), [
+        [1, 'failed'],
+        [2, 'failed'],
+        [3, 'succeeded'],
+        [4, 'failed'],
+        [5, 'succeeded'],
+      ])
+    })
+
+    test('a dead rerun kind runs again when a message comes after it died', async () => {
+      const uploadId = await run(async (job) => {
+        if (calls.get(job.uploadId)!.length === 1) throw new UnrecoverableError('no peer accepts it')
+        return Outcome.succeeded()
+      }, 'fanout')
+      assert.equal((await settled(uploadId, 'fanout')).status, 'dead')
+      await harness.broker.publishJob(jobMessage('fanout', uploadId))
+      const job = await settled(uploadId, 'fanout', 2)
+      assert.equal(job.status, 'succeeded')
+      assert.deepEqual(await outcomes(uploadId, 'fanout'), [
+        [1, 'dead'],
+        [2, 'succeeded'],
+      ])
+    })
+
+    test('messages that come while a rerun kind runs make it run exactly once more, never concurrently', async () => {
+      const release = gate()
+      const {seen, behaviour} = overlapping(release.opened, true)
+      const uploadId = await run(behaviour, 'fanout')
+      await running(uploadId, 'fanout')
+      for (let i = 0; i < 3; i++) await harness.broker.publishJob(jobMessage('fanout', uploadId))
+      await waitFor(
+        'the messages to be taken, acknowledged and the rerun owed',
+        async () => (await harness.queueDepth('fanout')) === 0 && runner.activeJobs === 1 && (await jobs.find(uploadId, 'fanout'))?.rerunOwed === true,
+        5000
+      )
+      assert.equal(calls.get(uploadId)!.length, 1, 'no message ran it while it was running')
+      release.open()
+      await settled(uploadId, 'fanout', 2)
+      await waitFor('the queue to be empty', async () => (await harness.queueDepth('fanout')) === 0 && runner.activeJobs === 0)
+      await sleep(300)
+      const job = (await jobs.find(uploadId, 'fanout'))!
+      assert.equal(seen.most, 1, 'never two runs at once')
+      assert.equal(calls.get(uploadId)!.length, 2)
+      assert.equal(job.status, 'succeeded')
+      assert.equal(job.attempts, 2)
+      assert.equal(job.rerunOwed, false)
+      assert.deepEqual(calls.get(uploadId)!.map((c) => c.attempt), [1, 1], 'the rerun starts a fresh run')
+      assert.deepEqual(await outcomes(uploadId, 'fanout'), [
+        [1, 'succeeded'],
+        [2, 'succeeded'],
+      ])
     })
   })
 }

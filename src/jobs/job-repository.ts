@@ -8,13 +8,36 @@ import type {AttemptOutcome, JobAttemptRecord} from '../db/entities/job-attempt.
 import {JobAttemptEntity} from '../db/entities/job-attempt.js'
 import {JobEntity, type JobRecord} from '../db/entities/job.js'
 import type {JobKind} from './job-kinds.js'
-import {isFinished, JobStatus, PENDING_STATUSES} from './job-status.js'
+import {decideStart, JobStatus, PENDING_STATUSES} from './job-status.js'
 import {SCHEMA_VERSION, type JobChanged} from './messages.js'
 
-export interface StartedJob {
-  job: JobRecord
-  /** True when the job had already finished: the message is a duplicate and is only acked. */
-  finished: boolean
+/** What the runner knows about a message when it asks to start its job. */
+export interface StartRequest {
+  /** Delivered before (its consumer died or handed it back): Delivery.deliveryCount > 1. */
+  redelivery: boolean
+  /** The kind's policy (JOB_POLICIES) runs it again on new work. */
+  rerun: boolean
+}
+
+/** A first delivery, for a kind that does not rerun (tools that start a job directly). */
+const FIRST_DELIVERY: StartRequest = {redelivery: false, rerun: false}
+
+/** `run`: an attempt was recorded and the handler runs; otherwise the message is only acked. */
+export type StartedJob =
+  | {run: true; job: JobRecord; decision: 'start' | 'take-over' | 'rerun'}
+  | {run: false; job: JobRecord; decision: 'owe-rerun' | 'duplicate'}
+
+/**
+ * How finishing an attempt went: `not-owner` when another attempt took the job over (nothing
+ * written); `rerun` when it succeeded owing a rerun, went back to queued and its new message was
+ * published; `rerun-unpublished` when that message could not be published (the job is recorded
+ * succeeded, still owing the rerun: the caller hands its message back, whose redelivery reruns it).
+ */
+export type FinishResult = 'recorded' | 'rerun' | 'rerun-unpublished' | 'not-owner'
+
+/** The attempt's number within its run (1 first): what the attempt budget counts. */
+export function attemptInRun(job: JobRecord): number {
+  return job.attempts - job.runFirstAttempt + 1
 }
 
 export interface JobWithHistory extends JobRecord {
@@ -67,6 +90,8 @@ function toJob(row: Row): JobRecord {
     updatedAt: date(row.updated_at)!,
     startedAt: date(row.started_at),
     finishedAt: date(row.finished_at),
+    rerunOwed: row.rerun_owed === true || row.rerun_owed === 't',
+    runFirstAttempt: Number(row.run_first_attempt),
   }
 }
 
@@ -84,50 +109,83 @@ export class JobRepository {
   }
 
   /**
-   * Starts an attempt: the job becomes running on this node, with one more attempt and a new
-   * history row. An attempt left open by a worker that died is closed as abandoned.
+   * Decides what a message for a job does (decideStart) and records it, all under the row lock,
+   * so messages for one job are decided one at a time against its committed state. Starting an
+   * attempt: the job becomes running on this node, with one more attempt and a new history row;
+   * an attempt left open by a worker that died is closed as abandoned. A started attempt clears
+   * any rerun owed: it begins after the work that asked for it was committed.
    */
-  begin(uploadId: string, kind: JobKind, workerNode: string): Promise<StartedJob> {
+  begin(uploadId: string, kind: JobKind, workerNode: string, request: StartRequest = FIRST_DELIVERY): Promise<StartedJob> {
     return this.db.transaction(async (tx) => {
       await this.enqueue(tx, uploadId, [kind])
       const {rows} = await run(tx, `SELECT * FROM jobs WHERE upload_id = $1 AND kind = $2 FOR UPDATE`, [uploadId, kind])
       const current = toJob(rows[0]!)
-      if (isFinished(current.status)) return {job: current, finished: true}
-      if (current.status === JobStatus.Running) {
+      const decision = decideStart(current.status, {redelivery: request.redelivery}, {rerun: request.rerun})
+      if (decision === 'duplicate') return {run: false, job: current, decision}
+      if (decision === 'owe-rerun') {
+        const owed = await run(tx, `UPDATE jobs SET rerun_owed = true WHERE id = $1 RETURNING *`, [current.id])
+        return {run: false, job: toJob(owed.rows[0]!), decision}
+      }
+      if (decision === 'take-over') {
         await run(tx, `UPDATE job_attempts SET outcome = 'abandoned', finished_at = now(), error = 'its worker stopped without finishing' WHERE job_id = $1 AND finished_at IS NULL`, [current.id])
       }
       const updated = await run(
         tx,
-        `UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_node = $2, progress = 0,
+        `UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_node = $2, progress = 0, rerun_owed = false,
+           run_first_attempt = CASE WHEN $3 THEN attempts + 1 ELSE run_first_attempt END,
            started_at = now(), finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
-        [current.id, workerNode]
+        [current.id, workerNode, decision === 'rerun']
       )
       const job = toJob(updated.rows[0]!)
       await run(tx, `INSERT INTO job_attempts (job_id, attempt, worker_node) VALUES ($1, $2, $3)`, [job.id, job.attempts, workerNode])
       await this.announce(tx, job, null)
-      return {job, finished: false}
+      return {run: true, job, decision}
     })
   }
 
   /**
-   * Ends the attempt `job.attempts` with a status. Returns false when this attempt no longer
-   * owns the job (another worker took it over): nothing is written then.
+   * Ends the attempt `job.attempts` with a status; nothing is written when this attempt no longer
+   * owns the job (another worker took it over). A success that owes a rerun puts the job back in
+   * the queue instead (its next run gets a fresh attempt budget) and calls `publishRerun` while
+   * the row is still locked, so a consumer of the new message waits for this commit and sees the
+   * job queued.
    */
-  finish(job: JobRecord, status: typeof JobStatus.Succeeded | typeof JobStatus.Failed | typeof JobStatus.Dead, error: string | null): Promise<boolean> {
+  finish(
+    job: JobRecord,
+    status: typeof JobStatus.Succeeded | typeof JobStatus.Failed | typeof JobStatus.Dead,
+    error: string | null,
+    publishRerun: () => Promise<void>
+  ): Promise<FinishResult> {
     return this.db.transaction(async (tx) => {
+      const {rows} = await run(tx, `SELECT * FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running' FOR UPDATE`, [job.id, job.attempts])
+      if (rows.length === 0) return 'not-owner'
+      let result: FinishResult = 'recorded'
+      if (status === JobStatus.Succeeded && toJob(rows[0]!).rerunOwed) {
+        result = await publishRerun().then(
+          () => 'rerun' as const,
+          () => 'rerun-unpublished' as const
+        )
+      }
       const final = status !== JobStatus.Failed
-      const updated = await run(
-        tx,
-        `UPDATE jobs SET status = $3, last_error = $4, updated_at = now(),
-           progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
-           finished_at = CASE WHEN $5 THEN now() ELSE NULL END
-         WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING *`,
-        [job.id, job.attempts, status, error, final]
-      )
-      if (updated.count === 0) return false
+      const updated =
+        result === 'rerun'
+          ? await run(
+              tx,
+              `UPDATE jobs SET status = 'queued', last_error = $2, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL,
+                 rerun_owed = false, run_first_attempt = attempts + 1, updated_at = now() WHERE id = $1 RETURNING *`,
+              [job.id, error]
+            )
+          : await run(
+              tx,
+              `UPDATE jobs SET status = $2, last_error = $3, updated_at = now(),
+                 progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
+                 finished_at = CASE WHEN $4 THEN now() ELSE NULL END
+               WHERE id = $1 RETURNING *`,
+              [job.id, status, error, final]
+            )
       await this.closeAttempt(tx, job, status, error)
       await this.announce(tx, toJob(updated.rows[0]!), error)
-      return true
+      return result
     })
   }
 
@@ -167,9 +225,9 @@ export class JobRepository {
     return this.db.getRepository(JobEntity).findOneBy({uploadId, kind})
   }
 
-  /** Work still owed, oldest first: what the in-process broker queues again after a restart. */
+  /** Work still owed, oldest first (reruns owed too): what the in-process broker queues again after a restart. */
   async pending(limit = 10_000): Promise<JobRecord[]> {
-    const rows = (await this.db.query(`SELECT * FROM jobs WHERE status = ANY($1::text[]) ORDER BY id LIMIT $2`, [PENDING_STATUSES, limit])) as Row[]
+    const rows = (await this.db.query(`SELECT * FROM jobs WHERE status = ANY($1::text[]) OR rerun_owed ORDER BY id LIMIT $2`, [PENDING_STATUSES, limit])) as Row[]
     return rows.map(toJob)
   }
 

@@ -1,6 +1,7 @@
 /**
- * The job state machine: one enum and its allowed transitions. `failed` means "this attempt
- * failed, another is scheduled"; `dead` is final (attempts exhausted or bad input).
+ * The job state machine: one enum, its allowed transitions, and what a message for a job in each
+ * state does. `failed` means "this attempt failed, another is scheduled"; `succeeded` and `dead`
+ * are final unless the kind reruns on new work (JOB_POLICIES `rerun`).
  */
 export const JobStatus = {
   Queued: 'queued',
@@ -16,21 +17,50 @@ export const JOB_STATUSES = Object.values(JobStatus)
 const transitions: Record<JobStatus, readonly JobStatus[]> = {
   queued: ['running', 'dead'],
   // running -> running: a redelivery takes over an attempt whose worker died.
-  // running -> queued: the worker handed the job back on shutdown.
+  // running -> queued: the worker handed the job back on shutdown, or a rerun is owed.
   running: ['running', 'succeeded', 'failed', 'dead', 'queued'],
   failed: ['running', 'dead'],
   succeeded: [],
   dead: [],
 }
 
-export function canTransition(from: JobStatus, to: JobStatus): boolean {
+/** `rerun`: the kind's policy runs a finished job again when new work arrives for it. */
+export function canTransition(from: JobStatus, to: JobStatus, policy: {rerun: boolean} = {rerun: false}): boolean {
+  if (policy.rerun && isFinished(from) && to === JobStatus.Running) return true
   return transitions[from].includes(to)
 }
 
-/** Finished jobs are never run again: a redelivered or duplicated message for one is acked. */
+/** Succeeded or dead: only a kind that reruns on new work ever starts again. */
 export function isFinished(status: JobStatus): boolean {
   return transitions[status].length === 0
 }
 
 /** Statuses whose work is still owed (the in-process broker rebuilds its queues from these). */
 export const PENDING_STATUSES: readonly JobStatus[] = JOB_STATUSES.filter((s) => !isFinished(s))
+
+/**
+ * What a job message does, given the job's status (JobRepository.begin decides under the row
+ * lock, so two messages for one job never both start it):
+ * - `start`: queued or failed; a new attempt.
+ * - `take-over`: running, and this is a redelivery (its consumer died or handed it back): the
+ *   worker of the open attempt is gone; that attempt is abandoned and a new one starts.
+ * - `rerun`: finished, and the kind reruns: new work; a new attempt with a fresh attempt budget.
+ * - `owe-rerun`: running, a first delivery, and the kind reruns: the attempt in progress may have
+ *   looked before the new work existed, so the job runs once more after it succeeds.
+ * - `duplicate`: nothing to do (finished, or running elsewhere); the message is acked.
+ */
+export type StartDecision = 'start' | 'take-over' | 'rerun' | 'owe-rerun' | 'duplicate'
+
+export function decideStart(status: JobStatus, message: {redelivery: boolean}, policy: {rerun: boolean}): StartDecision {
+  switch (status) {
+    case JobStatus.Queued:
+    case JobStatus.Failed:
+      return 'start'
+    case JobStatus.Running:
+      if (message.redelivery) return 'take-over'
+      return policy.rerun ? 'owe-rerun' : 'duplicate'
+    case JobStatus.Succeeded:
+    case JobStatus.Dead:
+      return policy.rerun ? 'rerun' : 'duplicate'
+  }
+}

@@ -97,9 +97,12 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   return {broker, jobs, relay, runner, consumedKinds, close}
 }
 
-/** The in-process broker forgets everything on exit: queue again what the jobs table says is owed. */
+/**
+ * The in-process broker forgets everything on exit: queue again what the jobs table says is owed,
+ * as redeliveries (a job still `running` was this process's, and its worker died with it).
+ */
 async function requeuePending(jobs: JobRepository, broker: MemoryBroker, log: Logger): Promise<void> {
   const pending = await jobs.pending()
-  for (const job of pending) await broker.publishJob(jobMessage(job.kind, job.uploadId))
+  for (const job of pending) broker.redeliver(jobMessage(job.kind, job.uploadId))
   if (pending.length > 0) log.info({jobs: pending.length}, 'queued pending jobs again from the jobs table')
 }

@@ -1,8 +1,8 @@
 /**
  * The queue's whole policy on one screen: for each kind of job, how many run at once per
- * worker, how many attempts it gets and how long one may take; and the handler other modules
- * plug in for it (consumers/ wires them). A kind without a handler is not consumed here: its
- * messages wait in the queue for a worker that has one.
+ * worker, how many attempts it gets, how long one may take and whether new work runs it again;
+ * and the handler other modules plug in for it (consumers/ wires them). A kind without a handler
+ * is not consumed here: its messages wait in the queue for a worker that has one.
  */
 import type {Logger} from 'pino'
 import type {JobKind} from './job-kinds.js'
@@ -16,18 +16,25 @@ export interface JobPolicy {
   attempts: number
   /** Longest one attempt may run; past it the attempt is aborted and counts as failed. */
   timeoutMs: number
+  /**
+   * New triggering events mean new work: a message for a job that already finished runs it again
+   * (fresh attempt budget), and messages that arrive while it runs make it run once more after.
+   * Without it, a finished job's messages are duplicates and are acked.
+   */
+  rerun: boolean
 }
 
 const MINUTE = 60_000
 
 export const JOB_POLICIES: Record<JobKind, JobPolicy> = {
-  transcode: {concurrency: 1, attempts: 5, timeoutMs: 120 * MINUTE},
-  snapshot: {concurrency: 2, attempts: 5, timeoutMs: 10 * MINUTE},
-  fanout: {concurrency: 4, attempts: 8, timeoutMs: 30 * MINUTE},
+  transcode: {concurrency: 1, attempts: 5, timeoutMs: 120 * MINUTE, rerun: false},
+  snapshot: {concurrency: 2, attempts: 5, timeoutMs: 10 * MINUTE, rerun: false},
+  // Each artifact.created is another file to copy; renditions keep finishing after the first.
+  fanout: {concurrency: 4, attempts: 8, timeoutMs: 30 * MINUTE, rerun: true},
 }
 
 export interface JobContext {
-  /** 1 for the first attempt. */
+  /** 1 for the first attempt of this run (a rerun starts again at 1, with a fresh budget). */
   attempt: number
   nodeId: string
   /** Aborted when the attempt times out or the worker must stop; long work should watch it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {canTransition, isFinished, PENDING_STATUSES} from './job-status.js'
+import {canTransition, decideStart, isFinished, PENDING_STATUSES} from './job-status.js'
 import {parseJobMessage} from './messages.js'
 import {Outcome, outcomeOfError, UnrecoverableError} from './outcome.js'
 import {delayAfterAttempt, dispose, retryDelays} from './retry-policy.js'
@@ -36,11 +36,35 @@ test('job messages are validated and a malformed one says why', () => {
   assert.match((noId as {reason: string}).reason, /^invalid uploadId/)
 })
 
-test('finished jobs never run again; a died worker\'s job can be taken over', () => {
+test('finished jobs never run again unless the kind reruns; a died worker\'s job can be taken over', () => {
   assert.ok(isFinished('succeeded') && isFinished('dead'))
   assert.ok(canTransition('running', 'running'))
   assert.ok(!canTransition('succeeded', 'running'))
+  assert.ok(canTransition('succeeded', 'running', {rerun: true}) && canTransition('dead', 'running', {rerun: true}))
+  assert.ok(!canTransition('succeeded', 'queued', {rerun: true}))
   assert.deepEqual([...PENDING_STATUSES].sort(), ['failed', 'queued', 'running'])
+})
+
+test('a first delivery for a running job is a duplicate; only a redelivery takes it over', () => {
+  const first = {redelivery: false}
+  const again = {redelivery: true}
+  const once = {rerun: false}
+  const rerun = {rerun: true}
+  const table = (['queued', 'failed', 'running', 'succeeded', 'dead'] as const).map((status) => [
+    status,
+    decideStart(status, first, once),
+    decideStart(status, again, once),
+    decideStart(status, first, rerun),
+    decideStart(status, again, rerun),
+  ])
+  assert.deepEqual(table, [
+    // status      first, once   again, once   first, rerun  again, rerun
+    ['queued', 'start', 'start', 'start', 'start'],
+    ['failed', 'start', 'start', 'start', 'start'],
+    ['running', 'duplicate', 'take-over', 'owe-rerun', 'take-over'],
+    ['succeeded', 'duplicate', 'duplicate', 'rerun', 'rerun'],
+    ['dead', 'duplicate', 'duplicate', 'rerun', 'rerun'],
+  ])
 })
 
 test('every broker name derives from the prefix', () => {

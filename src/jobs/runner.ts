@@ -1,17 +1,17 @@
 /**
  * The consumer runner: takes deliveries of each kind it has a handler for, validates them,
- * records the attempt, runs the handler under its timeout, commits the outcome, and only then
- * settles the message (ack, retry with backoff, or dead-letter). Retries and dead-lettering are
- * decided here and nowhere else. close() stops taking, waits for work in flight (up to a
- * deadline), then aborts and hands back what is left.
+ * records the attempt (or, for a duplicate, only what it owes), runs the handler under its
+ * timeout, commits the outcome, and only then settles the message (ack, retry with backoff, or
+ * dead-letter). Retries, dead-lettering and reruns are decided here and nowhere else. close()
+ * stops taking, waits for work in flight (up to a deadline), then aborts and hands back the rest.
  */
 import type {Logger} from 'pino'
 import type {Broker, Delivery, Subscription} from './broker.js'
 import type {JobRecord} from '../db/entities/job.js'
 import type {JobKind} from './job-kinds.js'
-import type {JobRepository} from './job-repository.js'
+import {attemptInRun, type FinishResult, type JobRepository} from './job-repository.js'
 import {JobStatus} from './job-status.js'
-import {parseJobMessage, type JobMessage} from './messages.js'
+import {jobMessage, parseJobMessage, type JobMessage} from './messages.js'
 import {outcomeOfError, type JobOutcome} from './outcome.js'
 import type {JobPolicy, JobRegistry} from './registry.js'
 import {dispose} from './retry-policy.js'
@@ -112,11 +112,16 @@ export class JobRunner {
     const uploadLog = log.child({uploadId: message.uploadId})
     let job: JobRecord
     try {
-      const started = await jobs.begin(message.uploadId, kind, nodeId)
-      if (started.finished) {
-        uploadLog.info({jobId: started.job.id, status: started.job.status}, 'job already finished; acknowledging the duplicate')
+      const request = {redelivery: delivery.deliveryCount > 1, rerun: this.options.policies[kind].rerun}
+      const started = await jobs.begin(message.uploadId, kind, nodeId, request)
+      const fields = {jobId: started.job.id, status: started.job.status, deliveryCount: delivery.deliveryCount}
+      if (!started.run) {
+        if (started.decision === 'owe-rerun') uploadLog.info(fields, 'job is running; it will run once more after this attempt, for the new work')
+        else uploadLog.info(fields, `job is ${started.job.status} already; acknowledging the duplicate`)
         return delivery.ack()
       }
+      if (started.decision === 'take-over') uploadLog.warn(fields, 'message redelivered while its job was running: its worker is gone; taking the job over')
+      if (started.decision === 'rerun') uploadLog.info(fields, 'new work for a finished job; running it again')
       job = started.job
     } catch (error) {
       uploadLog.error({err: error}, 'could not record the job start; retrying later')
@@ -139,7 +144,7 @@ export class JobRunner {
     const aborted = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), {once: true}))
     aborted.catch(() => {})
     const context = {
-      attempt: job.attempts,
+      attempt: attemptInRun(job),
       nodeId: this.options.nodeId,
       signal: abort.signal,
       log: log.child({attempt: job.attempts}),
@@ -158,17 +163,19 @@ export class JobRunner {
   /** Commit first, then settle the message: a crash in between redelivers, never loses. */
   private async settle(kind: JobKind, delivery: Delivery, job: JobRecord, outcome: JobOutcome, log: Logger, seconds: number): Promise<void> {
     const maxAttempts = this.options.policies[kind].attempts
-    const disposition = dispose(outcome, job.attempts, maxAttempts)
+    const attempt = attemptInRun(job)
+    const disposition = dispose(outcome, attempt, maxAttempts)
     const status = disposition.action === 'ack' ? JobStatus.Succeeded : disposition.action === 'retry' ? JobStatus.Failed : JobStatus.Dead
     const error = disposition.action === 'ack' ? (outcome.status === 'succeeded' ? (outcome.note ?? null) : null) : disposition.reason
-    let owned: boolean
+    const publishRerun = () => this.options.broker.publishJob(jobMessage(kind, job.uploadId))
+    let result: FinishResult
     try {
-      owned = await this.options.jobs.finish(job, status, error)
+      result = await this.options.jobs.finish(job, status, error, publishRerun)
     } catch (err) {
       log.error({err}, 'could not record the job outcome; handing the message back')
       return delivery.requeue()
     }
-    if (!owned) {
+    if (result === 'not-owner') {
       log.warn({attempt: job.attempts}, 'another worker took this job over; dropping this attempt')
       return delivery.ack()
     }
@@ -176,11 +183,19 @@ export class JobRunner {
     const fields = {attempt: job.attempts}
     switch (disposition.action) {
       case 'ack':
-        log.info(fields, 'job succeeded')
+        if (result === 'rerun') {
+          log.info(fields, 'job succeeded; new work arrived while it ran, so it is queued to run once more')
+        } else if (result === 'rerun-unpublished') {
+          // Its redelivery finds the job succeeded and owing a rerun, and runs it.
+          log.warn(fields, 'job succeeded but the run it owes could not be queued; handing the message back')
+          return delivery.requeue()
+        } else {
+          log.info(fields, 'job succeeded')
+        }
         return delivery.ack()
       case 'retry':
         log.warn({...fields, reason: disposition.reason}, 'job attempt failed; retrying after a delay')
-        return delivery.retry(job.attempts, disposition.reason)
+        return delivery.retry(attempt, disposition.reason)
       case 'dead':
         log.error({...fields, reason: disposition.reason}, 'job is dead')
         return delivery.deadLetter(disposition.reason)

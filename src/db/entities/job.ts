@@ -18,6 +18,10 @@ export interface JobRecord {
   updatedAt: Date
   startedAt: Date | null
   finishedAt: Date | null
+  /** New work arrived while an attempt ran (a rerun kind): the job runs once more after it succeeds. */
+  rerunOwed: boolean
+  /** The attempt number the current run started at: the attempt budget counts from it. */
+  runFirstAttempt: number
 }
 
 export const JobEntity = new EntitySchema<JobRecord>({
@@ -36,5 +40,7 @@ export const JobEntity = new EntitySchema<JobRecord>({
     updatedAt: {name: 'updated_at', type: 'timestamptz'},
     startedAt: {name: 'started_at', type: 'timestamptz', nullable: true},
     finishedAt: {name: 'finished_at', type: 'timestamptz', nullable: true},
+    rerunOwed: {name: 'rerun_owed', type: 'boolean'},
+    runFirstAttempt: {name: 'run_first_attempt', type: 'int'},
   },
 })
