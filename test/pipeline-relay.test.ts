@@ -1,16 +1,20 @@
 /**
  * The outbox relay against the real RabbitMQ and PostgreSQL: nothing is lost while the broker
- * is unreachable, the backlog drains when it returns, and relays sharing one outbox do not
- * publish a row twice.
+ * is unreachable, the backlog drains when it returns, relays sharing one outbox do not publish a
+ * row twice, and a batch starts each job once however many of its rows ask for it (with the
+ * in-process broker too).
  */
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import {after, before, describe, test} from 'node:test'
 import type amqp from 'amqplib'
+import type {DataSource} from 'typeorm'
 import pino from 'pino'
 import {AmqpBroker} from '../src/jobs/amqp-broker.js'
 import {declareTopology} from '../src/jobs/amqp-topology.js'
 import {JobRepository} from '../src/jobs/job-repository.js'
+import {MemoryBroker} from '../src/jobs/memory-broker.js'
+import {SCHEMA_VERSION} from '../src/jobs/messages.js'
 import {OutboxRelay} from '../src/jobs/outbox-relay.js'
 import {retryDelays} from '../src/jobs/retry-policy.js'
 import {topology} from '../src/jobs/topology.js'
@@ -67,6 +71,16 @@ async function observe(channel: amqp.Channel, exchange: string, pattern: string)
   await channel.bindQueue(queue, exchange, pattern)
   return queue
 }
+
+/** Writes `count` artifact.created rows for an upload, as the media consumers do for each file. */
+async function artifactRows(db: DataSource, uploadId: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const payload = {schemaVersion: SCHEMA_VERSION, type: 'artifact.created', uploadId, artifactId: String(i + 1), nodeId: 'relay-test', role: 'hls', path: `hls/360p/segment-${i}.ts`, size: 1000, createdAt: new Date().toISOString()}
+    await db.query(`INSERT INTO outbox (topic, upload_id, payload) VALUES ('artifact.created', $1, $2::jsonb)`, [uploadId, JSON.stringify(payload)])
+  }
+}
+
+const countBy = <T>(items: T[], key: (item: T) => string) => items.reduce<Record<string, number>>((acc, item) => ({...acc, [key(item)]: (acc[key(item)] ?? 0) + 1}), {})
 
 async function collect(channel: amqp.Channel, queue: string, into: unknown[]): Promise<void> {
   for (;;) {
@@ -185,6 +199,75 @@ describe('outbox relay', {timeout: 90_000}, () => {
     } finally {
       await Promise.all(relays.map((r) => r.stop()))
       await Promise.all(brokers.map((b) => b.close()))
+    }
+  })
+
+  test('a batch publishes every event but each job once per (kind, upload)', async () => {
+    const {db} = database
+    const [a, b] = [await completedUpload(db), await completedUpload(db)]
+    await artifactRows(db, a, 30)
+    await artifactRows(db, b, 5)
+    const events = await observe(look.channel, t.eventsExchange, '#')
+    const work = await observe(look.channel, t.workExchange, '#')
+    const broker = new AmqpBroker({url: TEST_AMQP_URL, topology: t, nodeId: 'relay-batch', log})
+    await broker.start()
+    await broker.connected()
+    try {
+      const relay = new OutboxRelay(db, broker, new JobRepository(db), log, {pollIntervalMs: 50, batchSize: 500})
+      assert.ok((await relay.relayBatch()) >= 37)
+      const unsent = (await db.query(`SELECT count(*)::int AS n FROM outbox WHERE upload_id = ANY($1) AND published_at IS NULL`, [[a, b]])) as Array<{n: number}>
+      assert.equal(unsent[0]!.n, 0, 'one batch took every row')
+      const received: Array<{type: string; uploadId: string}> = []
+      const jobs: Array<{kind: string; uploadId: string}> = []
+      await waitFor('the events and jobs', async () => {
+        await collect(look.channel, events, received)
+        await collect(look.channel, work, jobs)
+        return received.filter((e) => e.uploadId === a || e.uploadId === b).length >= 37 && jobs.filter((j) => j.uploadId === a || j.uploadId === b).length >= 6
+      })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      await collect(look.channel, events, received)
+      await collect(look.channel, work, jobs)
+      const ours = (item: {uploadId: string}) => item.uploadId === a || item.uploadId === b
+      assert.deepEqual(countBy(received.filter(ours), (e) => `${e.type} ${e.uploadId === a ? 'a' : 'b'}`), {
+        'upload.completed a': 1,
+        'upload.completed b': 1,
+        'artifact.created a': 30,
+        'artifact.created b': 5,
+      })
+      assert.deepEqual(countBy(jobs.filter(ours), (j) => `${j.kind} ${j.uploadId === a ? 'a' : 'b'}`), {
+        'fanout a': 1,
+        'fanout b': 1,
+        'snapshot a': 1,
+        'snapshot b': 1,
+        'transcode a': 1,
+        'transcode b': 1,
+      })
+      const rows = (await db.query(`SELECT upload_id, kind, status FROM jobs WHERE upload_id = ANY($1) ORDER BY upload_id, kind`, [[a, b]])) as Array<{kind: string; status: string}>
+      assert.deepEqual(rows.map((r) => `${r.kind} ${r.status}`).sort(), ['fanout queued', 'fanout queued', 'snapshot queued', 'snapshot queued', 'transcode queued', 'transcode queued'])
+    } finally {
+      await broker.close()
+      for (const kind of t.kinds) await look.channel.purgeQueue(t.workQueue(kind))
+    }
+  })
+
+  test('with the in-process broker too, a batch starts each job once per (kind, upload)', async () => {
+    const {db} = database
+    const upload = await completedUpload(db)
+    await artifactRows(db, upload, 40)
+    const broker = new MemoryBroker({retryDelays: [1000], deliveryLimit: 5})
+    const events: string[] = []
+    broker.onEvent((topic, event) => {
+      if ((event as {uploadId?: string}).uploadId === upload) events.push(topic)
+    })
+    try {
+      const relay = new OutboxRelay(db, broker, new JobRepository(db), log, {pollIntervalMs: 50, batchSize: 500})
+      assert.ok((await relay.relayBatch()) >= 41)
+      await waitFor('every event', () => events.length >= 41)
+      assert.deepEqual(countBy(events, (topic) => topic), {'upload.completed': 1, 'artifact.created': 40})
+      // No consumer: what was published is still in the queues.
+      assert.deepEqual([broker.depth('fanout'), broker.depth('transcode'), broker.depth('snapshot')], [1, 1, 1])
+    } finally {
+      await broker.close()
     }
   })
 })

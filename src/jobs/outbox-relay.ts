@@ -1,6 +1,8 @@
 /**
  * The outbox relay: publishes outbox rows (events written in the same transaction as the change
  * they announce) and the jobs they start, then marks them sent, only after the broker confirmed.
+ * Every event is published; the jobs a batch starts, once per (kind, upload): an HLS ladder's
+ * hundreds of artifact.created rows start one fanout message, not hundreds.
  * Rows are claimed with FOR UPDATE SKIP LOCKED, so relays on several nodes share the work
  * without publishing a row twice in the normal case; a crash between confirm and commit
  * publishes it again, which idempotent consumers absorb. While the broker is down, the relay
@@ -8,8 +10,9 @@
  */
 import pg from 'pg'
 import type {Logger} from 'pino'
-import type {DataSource, EntityManager} from 'typeorm'
+import type {DataSource} from 'typeorm'
 import type {Broker} from './broker.js'
+import type {JobKind} from './job-kinds.js'
 import type {JobRepository} from './job-repository.js'
 import {JOB_TRIGGERS, jobMessage} from './messages.js'
 
@@ -82,8 +85,12 @@ export class OutboxRelay {
       )) as OutboxRow[]
       if (rows.length === 0) return {sent: 0}
       const ids = rows.map((r) => r.id)
+      const started = this.jobsStartedBy(rows)
       try {
-        await Promise.all(rows.map((row) => this.publish(row)))
+        await Promise.all([
+          ...rows.map((row) => this.broker.publishEvent(row.topic, row.payload)),
+          ...started.map(({uploadId, kinds}) => kinds.map((kind) => this.broker.publishJob(jobMessage(kind, uploadId)))).flat(),
+        ])
       } catch (error) {
         // Committed, not rolled back: the rows keep a record of the failed attempt.
         const reason = error instanceof Error ? error.message : String(error)
@@ -91,22 +98,28 @@ export class OutboxRelay {
         return {sent: 0, error}
       }
       await tx.query(`UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids])
-      for (const row of rows) await this.recordJobs(tx, row)
+      for (const {uploadId, kinds} of started) await this.jobs.enqueue(tx, uploadId, kinds)
       return {sent: rows.length}
     })
     if ('error' in result) throw result.error
     return result.sent
   }
 
-  private async publish(row: OutboxRow): Promise<void> {
-    const uploadId = this.uploadIdOf(row)
-    const jobs = uploadId ? (JOB_TRIGGERS[row.topic] ?? []).map((kind) => this.broker.publishJob(jobMessage(kind, uploadId))) : []
-    await Promise.all([this.broker.publishEvent(row.topic, row.payload), ...jobs])
-  }
-
-  private async recordJobs(tx: EntityManager, row: OutboxRow): Promise<void> {
-    const uploadId = this.uploadIdOf(row)
-    if (uploadId) await this.jobs.enqueue(tx, uploadId, JOB_TRIGGERS[row.topic] ?? [])
+  /**
+   * The jobs a batch of rows starts (JOB_TRIGGERS), each (kind, upload) once, in a fixed order:
+   * relays recording job rows for the same uploads then take their locks in the same order.
+   */
+  private jobsStartedBy(rows: OutboxRow[]): Array<{uploadId: string; kinds: JobKind[]}> {
+    const byUpload = new Map<string, Set<JobKind>>()
+    for (const row of rows) {
+      const uploadId = this.uploadIdOf(row)
+      const kinds = JOB_TRIGGERS[row.topic] ?? []
+      if (!uploadId || kinds.length === 0) continue
+      const owed = byUpload.get(uploadId) ?? new Set<JobKind>()
+      for (const kind of kinds) owed.add(kind)
+      byUpload.set(uploadId, owed)
+    }
+    return [...byUpload.keys()].sort().map((uploadId) => ({uploadId, kinds: [...byUpload.get(uploadId)!].sort()}))
   }
 
   private uploadIdOf(row: OutboxRow): string | null {
