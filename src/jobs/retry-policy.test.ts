@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {canTransition, decideStart, isFinished, PENDING_STATUSES} from './job-status.js'
 import {parseJobMessage} from './messages.js'
+import {JOB_POLICIES} from './registry.js'
 import {Outcome, outcomeOfError, UnrecoverableError} from './outcome.js'
 import {delayAfterAttempt, dispose, retryDelays} from './retry-policy.js'
 import {topology} from './topology.js'
@@ -65,6 +66,15 @@ test('a first delivery for a running job is a duplicate; only a redelivery takes
     ['succeeded', 'duplicate', 'duplicate', 'rerun', 'rerun'],
     ['dead', 'duplicate', 'duplicate', 'rerun', 'rerun'],
   ])
+})
+
+test('fanout reruns on new work; transcode and snapshot run once per upload', () => {
+  assert.deepEqual(
+    Object.entries(JOB_POLICIES)
+      .filter(([, policy]) => policy.rerun)
+      .map(([kind]) => kind),
+    ['fanout']
+  )
 })
 
 test('every broker name derives from the prefix', () => {
