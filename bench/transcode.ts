@@ -16,6 +16,7 @@
  * BENCH_TRANSCODE_PRESET (default ultrafast). Needs PostgreSQL (TEST_DATABASE_URL).
  */
 import {execFile, spawn} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {mkdir, mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -144,6 +145,29 @@ async function direct(commands: string[][], learntDir: string, outDir: string): 
   return performance.now() - started
 }
 
+/**
+ * CPU seconds (Linux, 100 ticks a second) used by the whole machine and by this process with
+ * its children (ffmpeg, once exited): what other work took during a run is the difference.
+ * The load average cannot tell, since the suite's own ffmpeg threads count in it.
+ */
+function cpuSeconds(): {machine: number; ours: number} {
+  const machine = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = machine
+  const self = readFileSync('/proc/self/stat', 'latin1')
+  const [utime = 0, stime = 0, cutime = 0, cstime = 0] = self.slice(self.lastIndexOf(')') + 2).split(' ').slice(11, 15).map(Number)
+  return {machine: (user + nice + system + irq + softirq + steal) / 100, ours: (utime + stime + cutime + cstime) / 100}
+}
+
+/** Runs `measure` and says what share of the machine's CPUs other processes used meanwhile (PostgreSQL's share of our job included). */
+async function withOthersShare<T>(measure: () => Promise<T>): Promise<{result: T; others: number}> {
+  const before = cpuSeconds()
+  const started = performance.now()
+  const result = await measure()
+  const after = cpuSeconds()
+  const wall = (performance.now() - started) / 1000
+  return {result, others: Math.max(0, after.machine - before.machine - (after.ours - before.ours)) / (wall * os.cpus().length)}
+}
+
 function record(name: string, ours: number[], baseline: number[], baselineName: string, goal?: BenchRecord['goal']): BenchRecord {
   const o = median(ours)
   const b = median(baseline)
@@ -162,18 +186,20 @@ await runSuite(SUITE, async () => {
     const ours: number[] = []
     const baseline: number[] = []
     const loadBefore = os.loadavg()
-    const loads: number[] = []
+    const others: number[] = []
     // A first, unmeasured run learns the command lines (and warms caches for both sides).
     const learntDir = path.join(work, 'learnt')
     const commands = await learnCommands(clip, learntDir)
     for (let run = 0; run < RUNS; run++) {
       for (const side of alternating(['ours', 'direct'] as const, run)) {
         const outDir = path.join(work, `${side}-${run}`)
-        loads.push(os.loadavg()[0]!)
-        if (side === 'ours') ours.push((await ourJob(database, clip, outDir)).ms)
-        else baseline.push(await direct(commands, learntDir, outDir))
+        const {result: ms, others: share} = await withOthersShare(async () =>
+          side === 'ours' ? (await ourJob(database, clip, outDir)).ms : direct(commands, learntDir, outDir)
+        )
+        ;(side === 'ours' ? ours : baseline).push(ms)
+        others.push(share)
         await rm(outDir, {recursive: true, force: true})
-        progress(SUITE, `run ${run + 1}/${RUNS} ${side}: ${Math.round((side === 'ours' ? ours : baseline).at(-1)!)} ms (load ${loads.at(-1)!.toFixed(2)} at its start)`)
+        progress(SUITE, `run ${run + 1}/${RUNS} ${side}: ${Math.round(ms)} ms (other processes: ${(share * 100).toFixed(1)} % of the CPUs)`)
       }
     }
 
@@ -188,7 +214,7 @@ await runSuite(SUITE, async () => {
       ],
       notes: [
         'The job side is the transcode handler against PostgreSQL: probe, status moves, progress on the job row, temp paths and renames, the master playlist, sha256 of every artifact, artifact rows and their outbox events. The baseline spawns the same ffmpeg command lines directly, one after the other.',
-        `Load average (1 min) at the start of each timed run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (the suite's own ffmpeg threads count: about 4 on a machine otherwise idle); before the suite ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')} (${os.cpus().length} CPUs, shared with other work).`,
+        `Other processes used ${(Math.min(...others) * 100).toFixed(1)}–${(Math.max(...others) * 100).toFixed(1)} % of the ${os.cpus().length} CPUs during the timed runs (from /proc; PostgreSQL serving the job counts here); load average before the suite ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')} (the suite's own ffmpeg threads count in it).`,
       ],
     }
   } finally {
