@@ -12,7 +12,8 @@
  * run), spawned directly with the same arguments, one after the other as the job runs them;
  * only the output directories differ (each side writes its own).
  *
- * Knobs: BENCH_TRANSCODE_RUNS (default 3), BENCH_TRANSCODE_SECONDS (overhead clip, default 10),
+ * Knobs: BENCH_TRANSCODE_RUNS (default 5: one run varies by about 3 %, as much as the
+ * overhead measured), BENCH_TRANSCODE_SECONDS (overhead clip, default 10),
  * BENCH_TRANSCODE_PRESET (default ultrafast). Needs PostgreSQL (TEST_DATABASE_URL).
  */
 import {execFile, spawn} from 'node:child_process'
@@ -35,7 +36,7 @@ import type {BenchRecord} from './lib/results.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
 
 const SUITE = 'transcode'
-const RUNS = Number(process.env.BENCH_TRANSCODE_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_TRANSCODE_RUNS ?? 5)
 const SECONDS = Number(process.env.BENCH_TRANSCODE_SECONDS ?? 10)
 const PRESET = process.env.BENCH_TRANSCODE_PRESET ?? 'ultrafast'
 const reproduce = 'npm run bench:transcode'
