@@ -279,7 +279,7 @@ await runSuite(SUITE, async () => {
       notes: [
         `Ours: 3 compiled nodes (dist/src/main.js), one PostgreSQL schema; the pass runs in the benchmark process as node1 (what the fanout consumer runs), replicator concurrency 8 (its default). rsync: \`rsync -a <node1 dir>/ rsync://127.0.0.1:<port>/<peer>/<upload>/\` to both peers at once. Each repetition cold (peer copies and replica rows deleted, then sync), untimed.`,
         ...scenarios.map((s) => `${s.label}: ${delivered(s, 'ours')} MiB/s delivered (2 peers) ours, ${delivered(s, 'rsync')} MiB/s rsync (medians).`),
-        `A pass over the HLS folder with nothing left to send took ${noopSeconds.toFixed(2)} s (${scenarios[1]!.files.length} artifacts: the per-artifact holders queries alone).`,
+        `A pass over the HLS folder with nothing left to send took ${noopSeconds.toFixed(2)} s (${scenarios[1]!.files.length} artifacts: planning from the database alone).`,
         `Load average (1 min) at the start of each timed run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}; before the suite ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')} (${os.cpus().length} CPUs, shared with other work).`,
       ],
     }

@@ -1,7 +1,7 @@
 /**
  * A Writable that appends an upload's bytes to its file at a given offset and feeds each chunk
- * to the hashers only after it is on disk, so the saved hash state always describes exactly the
- * bytes in the file, even when the request is cut in the middle.
+ * to the hashers only after it is on disk, so the hash state always describes exactly the bytes
+ * in the file, even when the request is cut in the middle.
  */
 import {open, type FileHandle} from 'node:fs/promises'
 import {Writable} from 'node:stream'
@@ -35,28 +35,43 @@ export class HashingFileSink extends Writable {
   }
 
   override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
-    const buffers = chunks.map((c) => c.chunk)
-    this.writeAll(buffers).then(() => callback(), callback)
+    this.writeThenHash(chunks.map((c) => c.chunk), callback)
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeAll([chunk]).then(() => callback(), callback)
+    this.writeThenHash([chunk], callback)
   }
 
-  private async writeAll(buffers: Buffer[]): Promise<void> {
+  /**
+   * Once the bytes are on disk, the stream is told first, so it hands the next chunks to the
+   * thread pool at once, and the written ones are hashed right after, in the same tick: the
+   * next write and this hash overlap, and nothing can observe the hashers in between.
+   */
+  private writeThenHash(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    this.writeAll(buffers).then(
+      (written) => {
+        callback()
+        for (const buffer of written) this.observe(buffer)
+      },
+      (error: Error) => callback(error)
+    )
+  }
+
+  /** Writes every buffer at the current position (a short write continues); what was written, in order. */
+  private async writeAll(buffers: Buffer[]): Promise<Buffer[]> {
     const file = this.file!
+    const written: Buffer[] = []
     let pending = buffers
     while (pending.length > 0) {
       const {bytesWritten} = await file.writev(pending, this.position)
-      // Hash exactly what reached the file, in order; a short write leaves the rest pending.
       let remaining = bytesWritten
       const rest: Buffer[] = []
       for (const buffer of pending) {
         if (remaining >= buffer.byteLength) {
-          this.observe(buffer)
+          written.push(buffer)
           remaining -= buffer.byteLength
         } else if (remaining > 0) {
-          this.observe(buffer.subarray(0, remaining))
+          written.push(buffer.subarray(0, remaining))
           rest.push(buffer.subarray(remaining))
           remaining = 0
         } else {
@@ -66,6 +81,7 @@ export class HashingFileSink extends Writable {
       this.position += bytesWritten
       pending = rest
     }
+    return written
   }
 
   private observe(chunk: Buffer): void {
