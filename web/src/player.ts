@@ -111,15 +111,17 @@ function storyboardSeekBar(video: HTMLVideoElement, vttUrl: string): HTMLElement
     })
     .catch(() => {})
 
+  // Until the video's metadata has loaded, the storyboard's last cue says how long it is.
+  const duration = () => video.duration || cues[cues.length - 1]?.end || 0
   const timeAt = (event: PointerEvent) => {
     const rect = bar.getBoundingClientRect()
     const fraction = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width))
-    return {fraction, time: fraction * (video.duration || 0)}
+    return {fraction, time: fraction * duration()}
   }
   bar.addEventListener('pointermove', (event) => {
     const {fraction, time} = timeAt(event)
     const cue = cues.find((c) => time >= c.start && time < c.end) ?? cues[cues.length - 1]
-    if (!cue || !video.duration) return
+    if (!cue || !duration()) return
     preview.hidden = false
     preview.style.width = `${cue.width}px`
     preview.style.height = `${cue.height}px`
