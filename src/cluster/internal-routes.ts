@@ -14,6 +14,7 @@ import {stat} from 'node:fs/promises'
 import type {Middleware} from 'koa'
 import {BadRequest, NotFound} from '../errors.js'
 import type {AppState} from '../http/request-context.js'
+import {decodedArtifactSegments} from '../media/artifact-files.js'
 import {isUploadId, type UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import type {Cluster} from './cluster.js'
@@ -22,15 +23,6 @@ import type {ReplicaRepository} from './replica-repository.js'
 import {REPLICA_PREFIX} from './replication.js'
 
 const CONTENT = /^\/internal\/uploads\/([A-Za-z0-9_-]{1,128})\/content$/
-
-/** Decoded path segments of the request path (each then checked as an artifact path segment). */
-function decodedPath(raw: string): string {
-  try {
-    return raw.split('/').map(decodeURIComponent).join('/')
-  } catch {
-    throw new BadRequest('malformed percent-encoding in the path')
-  }
-}
 
 const nonNegativeInt = (value: string, name: string) => {
   if (!/^\d{1,15}$/.test(value)) throw new BadRequest(`${name} must be a non-negative integer`)
@@ -67,19 +59,19 @@ export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
     }
 
     if (!ctx.path.startsWith(REPLICA_PREFIX)) throw new NotFound('no such internal endpoint')
-    const [uploadId, ...rest] = decodedPath(ctx.path.slice(REPLICA_PREFIX.length)).split('/')
-    if (!uploadId || !isUploadId(uploadId)) throw new NotFound('no such upload')
+    const [uploadId, ...rest] = decodedArtifactSegments(ctx.path.slice(REPLICA_PREFIX.length))
+    if (!isUploadId(uploadId!)) throw new NotFound('no such upload')
     const log = ctx.state.context.log
 
     if (rest.length === 0) {
       if (ctx.method !== 'POST') throw new NotFound('no such internal endpoint')
-      const result = await receiver.receiveBundle(uploadId, ctx.req)
+      const result = await receiver.receiveBundle(uploadId!, ctx.req)
       log.info({from: peer, uploadId, stored: result.stored.length, rejected: result.rejected.length}, 'replica bundle received')
       ctx.body = result
       return
     }
 
-    const artifact = await receiver.artifact(uploadId, rest.join('/'))
+    const artifact = await receiver.artifact(uploadId!, rest.join('/'))
     if (ctx.method === 'HEAD') {
       const state = await receiver.state(artifact)
       if (state.verifiedSha256) ctx.set('X-Replica-Sha256', state.verifiedSha256)

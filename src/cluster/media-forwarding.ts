@@ -7,7 +7,7 @@ import path from 'node:path'
 import type {Middleware} from 'koa'
 import {ServiceUnavailable} from '../errors.js'
 import type {AppState} from '../http/request-context.js'
-import {uploadMediaDir} from '../media/artifact-files.js'
+import {decodedArtifactSegments, uploadMediaDir} from '../media/artifact-files.js'
 import type {Cluster} from './cluster.js'
 import {forwardRequest} from './peer-http.js'
 import type {ReplicaRepository} from './replica-repository.js'
@@ -19,16 +19,15 @@ export function mediaForwarding(cluster: Cluster, replicas: ReplicaRepository, d
     const match = MEDIA.exec(ctx.path)
     if (!match || !cluster.enabled || (ctx.method !== 'GET' && ctx.method !== 'HEAD') || cluster.isForwarded(ctx)) return next()
     const [, uploadId, relative] = match as unknown as [string, string, string]
-    let decoded: string
+    let segments: string[]
     try {
-      decoded = decodeURIComponent(relative)
+      segments = decodedArtifactSegments(relative)
     } catch {
       return next() // the media route answers malformed paths
     }
-    if (decoded.split('/').some((s) => s === '' || s.startsWith('.') || s.includes('\\') || s.includes('\0'))) return next()
-    const artifact = await replicas.findArtifact(uploadId, decoded)
+    const artifact = await replicas.findArtifact(uploadId, segments.join('/'))
     if (!artifact) return next()
-    const local = await stat(path.join(uploadMediaDir(dataDir, uploadId), ...decoded.split('/'))).catch(() => undefined)
+    const local = await stat(path.join(uploadMediaDir(dataDir, uploadId), ...segments)).catch(() => undefined)
     if (local?.size === artifact.size) return next()
 
     const holders = await replicas.holders(artifact)

@@ -14,7 +14,7 @@ import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {BadRequest, Conflict, NotFound} from '../errors.js'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
-import {uploadMediaDir} from '../media/artifact-files.js'
+import {artifactSegments, uploadMediaDir} from '../media/artifact-files.js'
 import {BundleError, readBundle} from './replica-bundle.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
@@ -29,15 +29,6 @@ export type CopyResult = {complete: true} | {complete: false; offset: number}
 export interface BundleResult {
   stored: string[]
   rejected: Array<{path: string; reason: string}>
-}
-
-/** Path segments of an artifact path, with nothing that could leave the upload's media directory. */
-export function artifactSegments(relative: string): string[] {
-  const segments = relative.split('/')
-  for (const segment of segments) {
-    if (segment === '' || segment.startsWith('.') || /[\0\\]/.test(segment)) throw new BadRequest(`invalid artifact path ${JSON.stringify(relative)}`)
-  }
-  return segments
 }
 
 /** Rows of a bundle's placed entries are written in batches of this many (one statement each). */

@@ -11,7 +11,7 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import type {Logger} from 'pino'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
-import {uploadMediaDir} from '../media/artifact-files.js'
+import {artifactUrlPath, uploadMediaDir} from '../media/artifact-files.js'
 import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
@@ -141,7 +141,7 @@ export class Replicator {
       let length = 0
       for await (const chunk of await this.openSource(artifact, source, 0, signal)) {
         length += (chunk as Buffer).length
-        if (length > artifact.size) break
+        if (length > artifact.size) throw new Error(`${source.id} sent more than the ${artifact.size} bytes of ${artifact.path}`)
         chunks.push(chunk as Buffer)
       }
       data = Buffer.concat(chunks)
@@ -152,7 +152,7 @@ export class Replicator {
 
   /** Sends one artifact to one peer; false when the peer already had it verified. */
   private async push(artifact: ArtifactRecord, source: ClusterNode, target: ClusterNode, signal?: AbortSignal): Promise<boolean> {
-    const replicaPath = `${REPLICA_PREFIX}${encodeURIComponent(artifact.uploadId)}/${artifact.path.split('/').map(encodeURIComponent).join('/')}`
+    const replicaPath = `${REPLICA_PREFIX}${artifactUrlPath(artifact)}`
     const url = new URL(replicaPath, target.url)
     const probe = await peerRequest(url, {method: 'HEAD', headers: this.cluster.sign('HEAD', replicaPath, {'x-artifact-sha256': artifact.sha256}), signal})
     probe.resume()
@@ -188,7 +188,7 @@ export class Replicator {
       if (size !== artifact.size) throw new Error(`local copy of ${artifact.path} has ${size} bytes, expected ${artifact.size}`)
       return createReadStream(file, {start: offset, highWaterMark: 1 << 20})
     }
-    const mediaPath = `/media/${encodeURIComponent(artifact.uploadId)}/${artifact.path.split('/').map(encodeURIComponent).join('/')}`
+    const mediaPath = `/media/${artifactUrlPath(artifact)}`
     const res = await peerRequest(new URL(mediaPath, source.url), {method: 'GET', headers: {...this.cluster.sign('GET', mediaPath), range: `bytes=${offset}-`}, signal})
     if (res.statusCode !== 206 && !(res.statusCode === 200 && offset === 0)) {
       res.resume()

@@ -8,6 +8,7 @@ import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {mkdir, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+import {BadRequest} from '../errors.js'
 
 export const CONTENT_TYPES: Record<string, string> = {
   '.m3u8': 'application/vnd.apple.mpegurl',
@@ -30,6 +31,35 @@ export function mediaRoot(dataDir: string): string {
 
 export function uploadMediaDir(dataDir: string, uploadId: string): string {
   return path.join(mediaRoot(dataDir), uploadId)
+}
+
+/** Empty, a dot-name (our temp files among them), NUL, a slash or a backslash: could leave the upload's directory or reach a file never meant to be served. */
+const unsafeSegment = (segment: string) => segment === '' || segment.startsWith('.') || /[\0/\\]/.test(segment)
+
+/** An artifact path as stored (forward slashes, nothing encoded) in segments; refuses (400) anything unsafe. */
+export function artifactSegments(relative: string, what = 'artifact'): string[] {
+  const segments = relative.split('/')
+  if (segments.some(unsafeSegment)) throw new BadRequest(`invalid ${what} path ${JSON.stringify(relative)}`)
+  return segments
+}
+
+/** The same for a request path: each segment percent-decoded once, so an encoded slash stays inside its segment (and is refused). */
+export function decodedArtifactSegments(rawPath: string, what = 'artifact'): string[] {
+  return rawPath.split('/').map((segment) => {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      throw new BadRequest(`malformed percent-encoding in the ${what} path`)
+    }
+    if (unsafeSegment(decoded)) throw new BadRequest(`invalid ${what} path`)
+    return decoded
+  })
+}
+
+/** `<uploadId>/<path>` as it goes in a URL, every segment encoded. */
+export function artifactUrlPath(artifact: {uploadId: string; path: string}): string {
+  return `${encodeURIComponent(artifact.uploadId)}/${artifact.path.split('/').map(encodeURIComponent).join('/')}`
 }
 
 /** A sibling temp path for `final`, hidden (dot-name) and with the same extension (ffmpeg picks muxers by it). */

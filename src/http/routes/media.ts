@@ -9,8 +9,8 @@ import path from 'node:path'
 import type {Middleware} from 'koa'
 import parseRange from 'range-parser'
 import type {DataSource} from 'typeorm'
-import {BadRequest, NotFound} from '../../errors.js'
-import {mediaRoot} from '../../media/artifact-files.js'
+import {NotFound} from '../../errors.js'
+import {decodedArtifactSegments, mediaRoot} from '../../media/artifact-files.js'
 import {MediaRepository} from '../../media/media-repository.js'
 import {MASTER_PLAYLIST} from '../../media/transcode.js'
 import type {AppState} from '../request-context.js'
@@ -22,21 +22,10 @@ const REVALIDATE = 'public, max-age=0, must-revalidate'
 
 /**
  * The raw request path's segments, each decoded once; rejects anything that could step out of
- * the upload's directory (.., encoded or not; dot-names, which are also our temp files; NUL;
- * backslashes; empty segments).
+ * the upload's directory (see decodedArtifactSegments).
  */
 export function mediaSegments(rawPath: string): string[] {
-  const segments = rawPath.slice(PREFIX.length).split('/')
-  return segments.map((segment) => {
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(segment)
-    } catch {
-      throw new BadRequest('malformed percent-encoding in the media path')
-    }
-    if (decoded === '' || decoded.startsWith('.') || /[\0/\\]/.test(decoded)) throw new BadRequest('invalid media path')
-    return decoded
-  })
+  return decodedArtifactSegments(rawPath.slice(PREFIX.length), 'media')
 }
 
 const etagMatches = (header: string, etag: string) => header.trim() === '*' || header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)

@@ -8,6 +8,7 @@ import type {ArtifactRecord} from '../../db/entities/artifact.js'
 import type {UploadRecord} from '../../db/entities/upload.js'
 import {BadRequest, NotFound} from '../../errors.js'
 import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
+import {artifactUrlPath} from '../../media/artifact-files.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context.js'
@@ -96,7 +97,7 @@ export function artifactsView(origin: string, rows: ArtifactRecord[]) {
       size: a.size,
       sha256: a.sha256,
       contentType: a.contentType,
-      url: `${origin}/media/${encodeURIComponent(a.uploadId)}/${a.path.split('/').map(encodeURIComponent).join('/')}`,
+      url: `${origin}/media/${artifactUrlPath(a)}`,
     }))
 }
 
