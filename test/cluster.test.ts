@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import pg from 'pg'
 import * as tus from 'tus-js-client'
 import {signRequest} from '../src/cluster/cluster-signature.js'
+import {placeArtifacts, sha256} from './support/artifacts.js'
 import {referenceDigests, writeRandomFile} from './support/files.js'
 import {startFlakyProxy, type FlakyProxy} from './support/flaky-proxy.js'
 import {startHaproxy, type Haproxy} from './support/haproxy.js'
@@ -25,7 +26,6 @@ import {TEST_DATABASE_URL} from './support/services.js'
 const SECRET = 'cluster-test-secret-0123456789-abcdefghij'
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const idOf = (url: string) => new URL(url).pathname.split('/').pop()!
-const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex')
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -190,18 +190,8 @@ describe('a cluster of three nodes behind haproxy', () => {
     const files: Record<string, Buffer> = {'poster.jpg': randomBytes(5000), '720p/segment0.ts': randomBytes(300_000), '720p/index.m3u8': Buffer.from('#EXTM3U\n')}
 
     before(async () => {
-      // Artifacts as the media consumers leave them on node1: files under its media directory, rows, events.
       uploadId = idOf(await createUpload(nodes[0]!.url, 0))
-      for (const [relative, data] of Object.entries(files)) {
-        const file = path.join(root, 'node1', 'media', uploadId, relative)
-        await mkdir(path.dirname(file), {recursive: true})
-        await writeFile(file, data)
-        await db.query(
-          `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, content_type, node_id, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 'node1', now(), now())`,
-          [uploadId, relative.endsWith('.jpg') ? 'poster' : 'hls', relative.startsWith('720p') ? '720p' : '', relative, data.length, sha256(data), relative.endsWith('.jpg') ? 'image/jpeg' : 'video/mp2t']
-        )
-      }
+      await placeArtifacts(db, {id: 'node1', dataDir: path.join(root, 'node1')}, uploadId, files)
     })
 
     it('replicates each artifact to every live peer, verified, and records where the copies are', async () => {

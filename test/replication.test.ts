@@ -6,8 +6,8 @@
  * can cut connections, as a bad network between nodes would.
  */
 import assert from 'node:assert/strict'
-import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 import {Writable} from 'node:stream'
 import {after, before, describe, it} from 'node:test'
@@ -16,6 +16,7 @@ import tar from 'tar-stream'
 import {signRequest} from '../src/cluster/cluster-signature.js'
 import {BUNDLE_FILE_LIMIT} from '../src/cluster/replica-bundle.js'
 import {Replicator} from '../src/cluster/replication.js'
+import {placeArtifacts, sha256} from './support/artifacts.js'
 import {startFlakyProxy, type FlakyProxy} from './support/flaky-proxy.js'
 import {createUpload, request} from './support/http.js'
 import {freshSchema, startTestNode, type TestNode} from './support/node.js'
@@ -23,7 +24,6 @@ import {freePort} from './support/process-node.js'
 import {TEST_DATABASE_URL} from './support/services.js'
 
 const SECRET = 'replication-test-secret-0123456789-abcdef'
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 const idOf = (url: string) => new URL(url).pathname.split('/').pop()!
 
 describe('fan-out of artifacts to peers', () => {
@@ -68,19 +68,10 @@ describe('fan-out of artifacts to peers', () => {
   const node3 = () => nodes[2]!
   const replicator = () => node1().cluster.replicator
 
-  /** Files under node1's media directory for a new upload, with their rows, as the media consumers leave them. */
-  async function placeArtifacts(files: Record<string, Buffer>): Promise<string> {
+  /** A new upload on node1 holding `files` as its artifacts. */
+  async function placeOnNode1(files: Record<string, Buffer>): Promise<string> {
     const uploadId = idOf(await createUpload(node1().url, 1))
-    for (const [relative, data] of Object.entries(files)) {
-      const file = path.join(node1().dataDir, 'media', uploadId, relative)
-      await mkdir(path.dirname(file), {recursive: true})
-      await writeFile(file, data)
-      await node1().db.query(
-        `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, content_type, node_id, created_at, updated_at)
-         VALUES ($1, 'hls', '', $2, $3, $4, 'video/mp2t', 'node1', now(), now())`,
-        [uploadId, relative, data.length, sha256(data)]
-      )
-    }
+    await placeArtifacts(node1().db, {id: 'node1', dataDir: node1().dataDir}, uploadId, files)
     return uploadId
   }
 
@@ -102,7 +93,7 @@ describe('fan-out of artifacts to peers', () => {
 
   it('sends small artifacts in bundles, verified, and records every copy', async () => {
     const files = {...segments(40, 50_000), '720p/index.m3u8': Buffer.from('#EXTM3U\n'), 'master.m3u8': Buffer.from('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n')}
-    const uploadId = await placeArtifacts(files)
+    const uploadId = await placeOnNode1(files)
     const report = await replicator().replicateUpload(uploadId)
     assert.deepEqual(report.failed, [])
     assert.equal(report.sent, 42 * 2)
@@ -116,7 +107,7 @@ describe('fan-out of artifacts to peers', () => {
 
   it('sends nothing again once every peer holds a verified copy', async () => {
     const files = segments(5, 10_000)
-    const uploadId = await placeArtifacts(files)
+    const uploadId = await placeOnNode1(files)
     await replicator().replicateUpload(uploadId)
     const copy = path.join(node2().dataDir, 'media', uploadId, '720p/segment_000.ts')
     const before = (await stat(copy)).mtimeMs
@@ -131,7 +122,7 @@ describe('fan-out of artifacts to peers', () => {
   it('resumes a large artifact cut mid-copy from the byte where it stopped', async () => {
     const size = BUNDLE_FILE_LIMIT + 4 * 1024 * 1024
     const files = {'video.mp4': randomBytes(size)}
-    const uploadId = await placeArtifacts(files)
+    const uploadId = await placeOnNode1(files)
     proxy.cutEachConnectionAfter(5 * 1024 * 1024)
     try {
       const cut = await replicator().replicateUpload(uploadId)
@@ -160,7 +151,7 @@ describe('fan-out of artifacts to peers', () => {
 
   it('keeps what a cut bundle delivered and then sends only the rest', async () => {
     const files = segments(20, 300_000)
-    const uploadId = await placeArtifacts(files)
+    const uploadId = await placeOnNode1(files)
     proxy.cutEachConnectionAfter(2_500_000)
     try {
       const cut = await replicator().replicateUpload(uploadId)
@@ -182,7 +173,7 @@ describe('fan-out of artifacts to peers', () => {
 
   it('sends each artifact to REPLICATION_FACTOR peers only, when it is set', async () => {
     const files = {...segments(3, 1000), 'video.mp4': randomBytes(BUNDLE_FILE_LIMIT + 1)}
-    const uploadId = await placeArtifacts(files)
+    const uploadId = await placeOnNode1(files)
     const parts = node1().cluster
     const one = new Replicator(parts.cluster, parts.replicas, {dataDir: node1().dataDir, factor: 1}, pino({level: 'silent'}))
     const report = await one.replicateUpload(uploadId)
@@ -198,7 +189,7 @@ describe('fan-out of artifacts to peers', () => {
     let uploadId: string
     const good = randomBytes(2000)
     before(async () => {
-      uploadId = await placeArtifacts({'poster.jpg': good, 'thumbs/1.jpg': randomBytes(100)})
+      uploadId = await placeOnNode1({'poster.jpg': good, 'thumbs/1.jpg': randomBytes(100)})
     })
 
     const bundle = async (entries: Array<{name: string; data: Buffer; type?: 'file' | 'directory'}>): Promise<Buffer> => {

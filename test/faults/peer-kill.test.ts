@@ -7,12 +7,13 @@
  * and no partial file is left behind.
  */
 import assert from 'node:assert/strict'
-import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import pg from 'pg'
+import {placeArtifacts, sha256} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {freshSchema} from '../support/node.js'
 import {freePort, spawnNode, type NodeProcess} from '../support/process-node.js'
@@ -21,7 +22,6 @@ import {pause, seedFrom} from './support.js'
 
 const SECRET = 'peer-kill-fault-secret-0123456789-abcdefgh'
 const KILLS = 4
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
 describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => {
   let dir: string
@@ -63,16 +63,7 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
     const uploadId = new URL(await createUpload(node1.url, 1)).pathname.split('/').pop()!
     const files: Record<string, Buffer> = {'video.mp4': randomBytes(24 << 20)}
     for (let i = 0; i < 300; i++) files[`${['1080p', '720p', '360p'][i % 3]}/segment_${String(i).padStart(3, '0')}.ts`] = randomBytes(rng.int(20_000, 200_000))
-    for (const [relative, data] of Object.entries(files)) {
-      const file = path.join(dir, 'node1', 'media', uploadId, relative)
-      await mkdir(path.dirname(file), {recursive: true})
-      await writeFile(file, data)
-      await db.query(
-        `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, content_type, node_id, created_at, updated_at)
-         VALUES ($1, $2, '', $3, $4, $5, 'video/mp2t', 'node1', now(), now())`,
-        [uploadId, relative.endsWith('.mp4') ? 'mp4' : 'hls', relative, data.length, sha256(data)]
-      )
-    }
+    await placeArtifacts(db, {id: 'node1', dataDir: path.join(dir, 'node1')}, uploadId, files)
 
     const peerDir = path.join(dir, 'node2', 'media', uploadId)
     /** Every file a client could be served from node2 right now (no dot-names) is whole. */
@@ -102,9 +93,12 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
     const landed = async () => (await readdir(peerDir, {recursive: true}).catch(() => [])).filter((name) => /\.(ts|mp4)$/.test(String(name)) && !path.basename(String(name)).startsWith('.')).length
     for (const point of killPoints) {
       const start = await landed()
+      const partSize = async () => (await stat(largePart).catch(() => undefined))?.size ?? 0
+      // The large copy resumes where the last life left it: its fraction counts from there.
+      const partAtStart = await partSize()
       for (const until = Date.now() + 10_000; Date.now() < until; await pause(5)) {
         if ((await landed()) >= start + point.copies) break
-        if (((await stat(largePart).catch(() => undefined))?.size ?? 0) >= point.fraction * largeSize) break
+        if ((await partSize()) >= partAtStart + point.fraction * (largeSize - partAtStart)) break
       }
       await node2.kill('SIGKILL')
       process.stdout.write(`# killed with ${await landed()} files landed, ${await recordedOnNode2()} of ${Object.keys(files).length} copies recorded\n`)

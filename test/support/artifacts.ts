@@ -1,0 +1,30 @@
+/**
+ * Artifacts as the media consumers leave them on a node, for the cluster tests: each file under
+ * the node's media directory for the upload, and its row in `artifacts` (kind and rendition
+ * from the path: `720p/segment0.ts` is an HLS segment of 720p, `poster.jpg` a poster).
+ */
+import {createHash} from 'node:crypto'
+import {mkdir, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+import {contentTypeOf} from '../../src/media/artifact-files.js'
+
+export interface Queryable {
+  query(sql: string, params: unknown[]): Promise<unknown>
+}
+
+export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex')
+
+export async function placeArtifacts(db: Queryable, node: {id: string; dataDir: string}, uploadId: string, files: Record<string, Buffer>): Promise<void> {
+  for (const [relative, data] of Object.entries(files)) {
+    const file = path.join(node.dataDir, 'media', uploadId, ...relative.split('/'))
+    await mkdir(path.dirname(file), {recursive: true})
+    await writeFile(file, data)
+    const kind = relative.endsWith('.mp4') ? 'mp4' : relative.endsWith('.jpg') ? 'poster' : 'hls'
+    const rendition = relative.includes('/') ? relative.split('/')[0]! : ''
+    await db.query(
+      `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, content_type, node_id, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now())`,
+      [uploadId, kind, rendition, relative, data.length, sha256(data), contentTypeOf(relative) ?? 'application/octet-stream', node.id]
+    )
+  }
+}
