@@ -6,6 +6,7 @@
  * ones come in bundles (replica-bundle.ts).
  */
 import {createHash} from 'node:crypto'
+import {once} from 'node:events'
 import {closeSync, createReadStream, createWriteStream, mkdirSync, openSync, renameSync, writeSync, writevSync} from 'node:fs'
 import {mkdir, rename, stat, unlink} from 'node:fs/promises'
 import path from 'node:path'
@@ -35,6 +36,9 @@ export interface BundleResult {
 const RECORD_EVERY = 64
 
 export class ReplicaReceiver {
+  /** Per partial file, the end of the last copy or probe queued for it. */
+  private readonly partialsInUse = new Map<string, Promise<void>>()
+
   constructor(
     private readonly replicas: ReplicaRepository,
     private readonly dataDir: string,
@@ -49,9 +53,12 @@ export class ReplicaReceiver {
 
   async state(artifact: ArtifactRecord): Promise<ReplicaState> {
     const {target, partial} = this.paths(artifact)
-    const holders = await this.replicas.holders(artifact)
-    const verified = holders.includes(this.selfId) && (await sizeOf(target)) === artifact.size
-    return {verifiedSha256: verified ? artifact.sha256 : undefined, offset: (await sizeOf(partial)) ?? 0}
+    // After any copy still being written (a cut one flushing its last buffered bytes, say).
+    return this.onePartialAtATime(partial, async () => {
+      const holders = await this.replicas.holders(artifact)
+      const verified = holders.includes(this.selfId) && (await sizeOf(target)) === artifact.size
+      return {verifiedSha256: verified ? artifact.sha256 : undefined, offset: (await sizeOf(partial)) ?? 0}
+    })
   }
 
   /**
@@ -60,10 +67,14 @@ export class ReplicaReceiver {
    */
   async receive(artifact: ArtifactRecord, claimed: {sha256: string; size: number; offset: number}, body: Readable): Promise<CopyResult> {
     if (claimed.sha256 !== artifact.sha256 || claimed.size !== artifact.size) throw new Conflict('this artifact has changed since the copy started; start again')
+    return this.onePartialAtATime(this.paths(artifact).partial, () => this.append(artifact, claimed.offset, body))
+  }
+
+  private async append(artifact: ArtifactRecord, offset: number, body: Readable): Promise<CopyResult> {
     const {dir, target, partial} = this.paths(artifact)
     await mkdir(dir, {recursive: true})
     const have = (await sizeOf(partial)) ?? 0
-    if (claimed.offset !== have) throw new Conflict(`this node holds ${have} bytes of the copy, not ${claimed.offset}`, {'Upload-Offset': String(have)})
+    if (offset !== have) throw new Conflict(`this node holds ${have} bytes of the copy, not ${offset}`, {'Upload-Offset': String(have)})
     const hash = createHash('sha256')
     if (have > 0) for await (const chunk of createReadStream(partial, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
     let received = have
@@ -78,7 +89,13 @@ export class ReplicaReceiver {
     // The file stream has one write in flight at a time; 8 MiB of buffer lets it gather the
     // socket's 64 KiB chunks into large writevs (measured: a 1 GiB copy to two peers ~25 % faster
     // than with 1 MiB; more did not help).
-    await pipeline(body, digest, createWriteStream(partial, {flags: have > 0 ? 'r+' : 'w', start: have, highWaterMark: 8 << 20}))
+    const file = createWriteStream(partial, {flags: have > 0 ? 'r+' : 'w', start: have, highWaterMark: 8 << 20})
+    try {
+      await pipeline(body, digest, file)
+    } finally {
+      // A cut copy: the write in flight still lands; the partial's size means something once it has.
+      if (!file.closed) await once(file, 'close')
+    }
     if (received < artifact.size) return {complete: false, offset: received}
     if (hash.digest('hex') !== artifact.sha256) {
       await unlink(partial).catch(() => {})
@@ -160,6 +177,25 @@ export class ReplicaReceiver {
       closeSync(fd)
     }
     renameSync(partial, target)
+  }
+
+  /**
+   * Runs `work` once every earlier one for the same partial file has ended: a probe sees the
+   * partial's final size, and two copies of one artifact never write it at once.
+   */
+  private async onePartialAtATime<T>(partial: string, work: () => Promise<T>): Promise<T> {
+    const before = this.partialsInUse.get(partial) ?? Promise.resolve()
+    const current = before.then(work)
+    const done = current.then(
+      () => {},
+      () => {}
+    )
+    this.partialsInUse.set(partial, done)
+    try {
+      return await current
+    } finally {
+      if (this.partialsInUse.get(partial) === done) this.partialsInUse.delete(partial)
+    }
   }
 
   private paths(artifact: ArtifactRecord) {
