@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under src/ and consumers/ (unit) and test/ (integration, end to end)
 // with Node's test runner, one file at a time (they share PostgreSQL, RabbitMQ and ports).
-// test/faults and test/fuzz have their own commands (npm run test:faults, npm run test:fuzz).
+// test/faults, test/fuzz and test/security have their own commands (npm run test:faults,
+// npm run test:fuzz, npm run test:security).
 // Usage: npm test [-- <path filter>...]
 import {readdirSync, statSync} from 'node:fs'
 import path from 'node:path'
 import {buildAndRun, selectFiles} from './test-runner.mjs'
 
 const roots = ['src', 'consumers', 'test']
-const SEPARATE_SUITES = new Set([path.join('test', 'faults'), path.join('test', 'fuzz')])
+const SEPARATE_SUITES = new Set(['faults', 'fuzz', 'security'].map((suite) => path.join('test', suite)))
 const filters = process.argv.slice(2)
 
 function walk(dir) {
