@@ -2,7 +2,8 @@
 import {resolvePolicies} from '../src/jobs/pipeline.js'
 import type {JobHandler} from '../src/jobs/registry.js'
 import {mediaJobHandler, openMediaJobs} from '../src/media/index.js'
-import {uploadSource, type ConsumerDeps} from './index.js'
+import type {ConsumerDeps} from './consumer-deps.js'
+import {uploadSource} from './upload-source.js'
 
 export function transcodeHandler(deps: ConsumerDeps): JobHandler<'transcode'> {
   return mediaJobHandler(openMediaJobs({...deps, acquireSource: uploadSource(deps)}), 'transcode', resolvePolicies(deps.config).transcode.attempts)

@@ -6,7 +6,6 @@ import {mkdir} from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
 import type {AddressInfo} from 'node:net'
-import path from 'node:path'
 import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
 import {consumerRegistry} from '../consumers/index.js'
@@ -24,6 +23,7 @@ import {UploadCompletion} from './uploads/completion.js'
 import {UploadConcatenation} from './uploads/concatenation.js'
 import {UploadRepository} from './uploads/upload-repository.js'
 import {UploadStore} from './uploads/upload-store.js'
+import {uploadsDirectory} from './uploads/upload-files.js'
 import {UploadSweeper} from './uploads/upload-sweeper.js'
 import {NodeMetrics} from './metrics/node-metrics.js'
 import {ObservedUploadStore} from './metrics/observed-upload-store.js'
@@ -52,7 +52,7 @@ export interface NodeOptions {
 }
 
 export async function startNode(config: Config, log: Logger, options: NodeOptions = {}): Promise<RunningNode> {
-  const storageDir = path.join(config.dataDir, 'uploads')
+  const storageDir = uploadsDirectory(config.dataDir)
   await mkdir(storageDir, {recursive: true})
   const db = await openDatabase(config)
   const uploads = new UploadRepository(db)

@@ -3,7 +3,7 @@
  * transcoding, snapshots, artifacts on disk and in the database. Other modules use what this
  * file exports.
  */
-import path from 'node:path'
+import {uploadFilePath} from '../uploads/upload-files.js'
 import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
@@ -39,9 +39,7 @@ export function openMediaJobs(deps: {config: Config; db: DataSource; log: Logger
     tools,
     repository: new MediaRepository(deps.db),
     config: deps.config,
-    // The upload store keeps each upload's bytes in <dataDir>/uploads/<id> (see node.ts).
-    acquireSource:
-      deps.acquireSource ?? (async (upload) => ({path: path.join(deps.config.dataDir, 'uploads', upload.id), release: async () => {}})),
+    acquireSource: deps.acquireSource ?? (async (upload) => ({path: uploadFilePath(deps.config.dataDir, upload.id), release: async () => {}})),
   })
 }
 
