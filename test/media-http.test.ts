@@ -14,6 +14,7 @@ import {transcodeHandler} from '../consumers/transcode.js'
 import {loadConfig} from '../src/config/index.js'
 import {JobRegistry, type JobHandler} from '../src/jobs/registry.js'
 import {startNode, type RunningNode} from '../src/node.js'
+import {openCorpus, type Corpus} from './media-corpus.js'
 import {makeFixtures, type Fixtures} from './media-fixtures.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 
@@ -28,10 +29,12 @@ describe('media over HTTP, through the job pipeline', () => {
   let node: RunningNode
   let dataDir: string
   let f: Fixtures
+  let corpus: Corpus
   const log = pino({level: 'silent'})
 
   before(async () => {
     f = await makeFixtures({threeSecondsBlackStart: true, textAsMp4: true})
+    corpus = await openCorpus()
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'media-http-'))
     const config = loadConfig(
       {},
@@ -49,6 +52,7 @@ describe('media over HTTP, through the job pipeline', () => {
     await node?.close()
     await rm(dataDir, {recursive: true, force: true})
     await f?.cleanup()
+    await corpus?.cleanup()
   })
 
   async function upload(file: string): Promise<string> {
@@ -139,5 +143,16 @@ describe('media over HTTP, through the job pipeline', () => {
     assert.equal(s.failureReason, 'file is not a video (it contains text)')
     const transcode = s.jobs.find((j) => j.kind === 'transcode')!
     assert.deepEqual([transcode.status, transcode.attempts], ['dead', 1])
+  })
+
+  it('a black video with sound is ready, with its poster, thumbnails and storyboard recorded by one snapshot attempt', async () => {
+    const id = await upload(await corpus.get('blackWithAudio'))
+    const s = await waitFor(id, finished)
+    assert.equal(s.status, 'ready')
+    const snapshot = s.jobs.find((j) => j.kind === 'snapshot')!
+    assert.deepEqual([snapshot.status, snapshot.attempts], ['succeeded', 1])
+    const listed = s.artifacts.map((a) => a.path)
+    for (const expected of ['poster.jpg', 'thumbs/thumb_01.jpg', 'thumbs/thumb_05.jpg', 'storyboard/sprite.jpg']) assert.ok(listed.includes(expected), `${expected} in ${listed.join(', ')}`)
+    assert.equal((await request('GET', `${node.url}/media/${id}/poster.jpg`)).status, 200)
   })
 })

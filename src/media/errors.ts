@@ -53,3 +53,34 @@ export class MediaToolsMissing extends Error {
     Object.setPrototypeOf(this, new.target.prototype)
   }
 }
+
+/**
+ * ffmpeg exited cleanly but wrote no picture, however we asked (input seeking, output seeking,
+ * the first frame): the input has nothing to show there. Permanent: the same file gives the same.
+ */
+export class NoFrameWritten extends Error {
+  override name = 'NoFrameWritten'
+  readonly permanent = true
+  constructor(
+    /** What was wanted, for people: "the poster", "thumbnail 3 (at 2.7 s)". */
+    readonly what: string,
+    readonly commandLine: string,
+    readonly stderr: string
+  ) {
+    super(`ffmpeg wrote no picture for ${what}\ncommand: ${commandLine}\nstderr (tail):\n${stderr.slice(-4000)}`)
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+}
+
+/** Some snapshots could not be made, for good (each a NoFrameWritten); the rest were recorded. */
+export class SnapshotsIncomplete extends Error {
+  override name = 'SnapshotsIncomplete'
+  readonly permanent = true
+  constructor(
+    readonly missing: NoFrameWritten[],
+    made: string
+  ) {
+    super(`the video has no picture for ${missing.map((m) => m.what).join(', ')} (${made})`)
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+}

@@ -76,7 +76,13 @@ async function killTree(pid: number): Promise<void> {
   }
 }
 
-export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: FfmpegRunOptions): Promise<void> {
+/** What a finished run said: its command line and the tail of its stderr (for errors a later check raises). */
+export interface FfmpegRunResult {
+  commandLine: string
+  stderr: string
+}
+
+export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: FfmpegRunOptions): Promise<FfmpegRunResult> {
   const stderr: string[] = []
   let commandLine = tools.ffmpegPath
   let timedOut = false
@@ -87,12 +93,12 @@ export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: Ff
     if (pid !== undefined) void killTree(pid)
   }
 
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<FfmpegRunResult>((resolve, reject) => {
     const settle = (error?: Error) => {
       clearTimeout(timer)
       options.signal?.removeEventListener('abort', stop)
-      if (!error) return resolve()
       const tail = stderr.join('\n')
+      if (!error) return resolve({commandLine, stderr: tail})
       if (timedOut) return reject(new FfmpegTimedOut(options.timeoutMs, commandLine, tail))
       if (options.signal?.aborted) return reject(new FfmpegFailed('ffmpeg was stopped: the worker is shutting down', commandLine, tail))
       reject(new FfmpegFailed(`ffmpeg failed: ${error.message.split('\n')[0]}`, commandLine, tail))

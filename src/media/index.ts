@@ -9,12 +9,12 @@ import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {Outcome} from '../jobs/outcome.js'
 import type {JobHandler} from '../jobs/registry.js'
-import {FfmpegTimedOut, UnplayableMedia} from './errors.js'
+import {FfmpegTimedOut, SnapshotsIncomplete, UnplayableMedia} from './errors.js'
 import {MediaJobs, type MediaJobDeps} from './media-jobs.js'
 import {MediaRepository} from './media-repository.js'
 import {checkMediaToolsOnce, locateMediaTools, type MediaTools} from './media-tools.js'
 
-export {UnplayableMedia, FfmpegFailed, FfmpegTimedOut, MediaToolsMissing} from './errors.js'
+export {UnplayableMedia, FfmpegFailed, FfmpegTimedOut, MediaToolsMissing, NoFrameWritten, SnapshotsIncomplete} from './errors.js'
 export {MediaJobs, type MediaJobContext, type MediaJobResult} from './media-jobs.js'
 export {MediaRepository} from './media-repository.js'
 
@@ -45,7 +45,8 @@ export function openMediaJobs(deps: {config: Config; db: DataSource; log: Logger
 
 /**
  * Adapts a media job to the runner's handler contract: done -> succeeded; an unplayable input
- * -> dead at once (the upload is already failed with its reason); any other error -> retry,
+ * -> dead at once (the upload is already failed with its reason), as are snapshots the video has
+ * no frame for (what was made is recorded; the upload is untouched); any other error -> retry,
  * and on the last attempt the upload is marked failed so it does not stay "processing".
  */
 export function mediaJobHandler<K extends 'transcode' | 'snapshot'>(jobs: MediaJobs, kind: K, maxAttempts: number): JobHandler<K> {
@@ -57,6 +58,11 @@ export function mediaJobHandler<K extends 'transcode' | 'snapshot'>(jobs: MediaJ
       return Outcome.succeeded(result.note)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)
+      if (error instanceof SnapshotsIncomplete) {
+        // Deterministic: the same file gives the same frames. The upload stays as the transcode leaves it.
+        context.log.warn({err: error, commands: error.missing.map((m) => m.commandLine)}, error.message)
+        return Outcome.dead(error.message)
+      }
       context.log.warn({err: error}, `${kind} attempt ${context.attempt} of ${maxAttempts} failed`)
       const reason = error instanceof FfmpegTimedOut ? `${kind} took longer than its time limit` : `${kind} failed`
       if (kind === 'transcode' && context.attempt >= maxAttempts) {

@@ -9,12 +9,12 @@ import type {Logger} from 'pino'
 import type {Config} from '../config/index.js'
 import {UploadStatus} from '../uploads/upload-status.js'
 import {describeFile, removeAbandonedTemps, uploadMediaDir} from './artifact-files.js'
-import {UnplayableMedia} from './errors.js'
+import {NoFrameWritten, SnapshotsIncomplete, UnplayableMedia} from './errors.js'
 import type {MediaRepository} from './media-repository.js'
 import type {MediaTools} from './media-tools.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from './probe.js'
 import {planRenditions} from './rendition-ladder.js'
-import {takeSnapshots} from './snapshots.js'
+import {takeSnapshots, type SnapshotsTaken} from './snapshots.js'
 import {MP4_NAME, transcodeMedia} from './transcode.js'
 
 export interface MediaJobDeps {
@@ -79,6 +79,9 @@ export function progressWriter(context: Pick<MediaJobContext, 'progress' | 'log'
     settled: () => inFlight ?? Promise.resolve(),
   }
 }
+
+const made = (taken: SnapshotsTaken) =>
+  [...(taken.poster ? ['poster'] : []), `${taken.thumbnails.length} thumbnails`, ...(taken.storyboard.length > 0 ? ['storyboard'] : [])].join(', ')
 
 /** Statuses in which an upload's bytes are complete and worth processing. */
 const PROCESSABLE: UploadStatus[] = [UploadStatus.Completed, UploadStatus.Processing, UploadStatus.Ready, UploadStatus.Failed]
@@ -183,14 +186,19 @@ export class MediaJobs {
       signal: context.signal,
     })
     const describe = (files: string[]) => Promise.all(files.map((f) => describeFile(outDir, f)))
-    const [poster, thumbnails, storyboard] = await Promise.all([describe([taken.poster]), describe(taken.thumbnails), describe(taken.storyboard)])
+    const [poster, thumbnails, storyboard] = await Promise.all([describe(taken.poster ? [taken.poster] : []), describe(taken.thumbnails), describe(taken.storyboard)])
+    // What was made is recorded even when a part failed: a retry makes it again, in place.
     await repository.saveArtifacts(uploadId, config.nodeId, [
       {kind: 'poster', rendition: '', files: poster},
       {kind: 'thumbnail', rendition: '', files: thumbnails},
       {kind: 'storyboard', rendition: '', files: storyboard},
     ])
+    // A failed run may go better next time; a picture that is not there will not appear.
+    const transient = taken.failures.find((error) => !(error instanceof NoFrameWritten))
+    if (transient) throw transient
+    if (taken.failures.length > 0) throw new SnapshotsIncomplete(taken.failures as NoFrameWritten[], `${made(taken)} made`)
     await context.progress(100)
-    return {done: true, note: `poster, ${taken.thumbnails.length} thumbnails, storyboard`}
+    return {done: true, note: made(taken)}
   }
 }
 

@@ -21,6 +21,8 @@ export interface VideoStreamInfo {
   displayHeight: number
   frameRate: number | null
   bitrate: number | null
+  /** Seconds of picture when the stream says: less than the file's for a still beside minutes of audio. */
+  duration?: number | null
 }
 
 export interface AudioStreamInfo {
@@ -75,6 +77,7 @@ function videoInfo(stream: FfprobeStream): VideoStreamInfo {
     displayHeight: sideways ? width : height,
     frameRate: frameRate(stream.avg_frame_rate) ?? frameRate(stream.r_frame_rate),
     bitrate: num(stream.bit_rate),
+    duration: num(stream.duration),
   }
 }
 

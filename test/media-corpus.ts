@@ -1,0 +1,62 @@
+/**
+ * The inputs phones, browsers and cameras make that issue 17 is about, each generated on first
+ * use with ffmpeg's lavfi sources (320x180, a few seconds, ultrafast) and kept for the run.
+ */
+import {execFile} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {promisify} from 'node:util'
+import {tools} from './media-fixtures.js'
+
+const exec = promisify(execFile)
+const X264 = ['-c:v', 'libx264', '-preset', 'ultrafast']
+const AAC = ['-c:a', 'aac', '-b:a', '64k']
+const lavfi = (graph: string) => ['-f', 'lavfi', '-i', graph]
+const testsrc = (seconds: number, size = '320x180') => lavfi(`testsrc2=size=${size}:rate=25:duration=${seconds}`)
+const tone = (seconds: number) => lavfi(`sine=frequency=440:duration=${seconds}`)
+
+export async function ffmpeg(args: string[]): Promise<void> {
+  await exec(tools.ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', ...args], {maxBuffer: 16 << 20})
+}
+
+/** How each input is made: `out` is the file to write, `tmp(name)` a scratch file beside it. */
+const RECIPES = {
+  /** 3 s of black picture over a tone. */
+  blackWithAudio: async (out: string) => ffmpeg([...lavfi('color=c=black:size=320x180:rate=25:duration=3'), ...tone(3), ...X264, ...AAC, '-shortest', out]),
+  /** MPEG-TS (one keyframe, timestamps from 1.4 s): input seeking lands past the last frame. */
+  mpegTs: async (out: string) => ffmpeg([...testsrc(3), ...tone(3), ...X264, ...AAC, '-shortest', '-f', 'mpegts', out]),
+  /** One frame, nothing else. */
+  singleFrame: async (out: string) => ffmpeg([...testsrc(1), '-frames:v', '1', ...X264, out]),
+  /** One frame of picture beside 3 s of sound. */
+  singleFramePlusAudio: async (out: string, tmp: (n: string) => string) => {
+    await ffmpeg([...testsrc(1), '-frames:v', '1', ...X264, tmp('frame.mp4')])
+    await ffmpeg(['-i', tmp('frame.mp4'), ...tone(3), '-c:v', 'copy', ...AAC, out])
+  },
+} satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
+
+export type CorpusInput = keyof typeof RECIPES
+const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts'}
+
+export interface Corpus {
+  /** The input's path, generated on first use. */
+  get(input: CorpusInput): Promise<string>
+  cleanup(): Promise<void>
+}
+
+export async function openCorpus(): Promise<Corpus> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'media-corpus-'))
+  const made = new Map<CorpusInput, Promise<string>>()
+  return {
+    get(input) {
+      let file = made.get(input)
+      if (!file) {
+        const out = path.join(dir, `${input}${EXTENSIONS[input] ?? '.mp4'}`)
+        file = RECIPES[input](out, (name) => path.join(dir, `${input}-${name}`)).then(() => out)
+        made.set(input, file)
+      }
+      return file
+    },
+    cleanup: () => rm(dir, {recursive: true, force: true}),
+  }
+}
