@@ -46,6 +46,9 @@ export const settings = {
   clusterUploadSize: size('BENCH_SIZE', 512 * MiB),
   clusterUploadChunk: size('BENCH_CHUNK', 8 * MiB),
   clusterUploadRuns: count('BENCH_RUNS', 3),
+  /** Issue 16 point 3 (bench/slow-uploads.ts): uploads held open at once, and how long each trickles. */
+  slowUploads: count('BENCH_SLOW_UPLOADS', 10_000),
+  slowUploadSeconds: count('BENCH_SLOW_SECONDS', 60),
   /** PostgreSQL for our node; each run uses a fresh schema, dropped afterwards. */
   databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
   /** Where inputs and server data go (deleted afterwards). */

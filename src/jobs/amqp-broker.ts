@@ -183,7 +183,6 @@ export class AmqpBroker implements Broker {
 
   private delivery(channel: Channel, kind: JobKind, message: ConsumeMessage): Delivery {
     const {topology, log, nodeId} = this.options
-    const headers = message.properties.headers ?? {}
     let settled = false
     const settle = async (action: () => Promise<void> | void) => {
       if (settled) return
