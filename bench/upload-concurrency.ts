@@ -1,7 +1,8 @@
 /**
  * Issue 9, point 2: many uploads at once. 200 concurrent 5 MiB uploads and 1000 concurrent
  * 256 KiB uploads (creation + one PATCH each): uploads/s, p50/p99 latency, errors (must be 0)
- * and the server's peak RSS, ours against plain @tus/server + @tus/file-store.
+ * and the server's peak RSS, ours against plain @tus/server + @tus/file-store. Goals (issue 16):
+ * throughput >= 1.0x, p99 <= 1.0x, peak RSS <= 1.2x plain @tus/server, no errors.
  */
 import {formatBytes, KiB, MiB} from './lib/format.js'
 import {TusClient} from './lib/http-client.js'
@@ -99,11 +100,11 @@ await runSuite(SUITE, async () => {
         const name = `${shape.count} concurrent × ${formatBytes(shape.size)}`
         const base = {suite: SUITE, baselineName: 'plain @tus/server', reproduce}
         return [
-          compare({...base, name: `${name}: throughput`, unit: 'uploads/s', better: 'higher'}, of('ours', (b) => b.uploadsPerSecond), of('plainTus', (b) => b.uploadsPerSecond)),
+          compare({...base, name: `${name}: throughput`, unit: 'uploads/s', better: 'higher', goal: {ratio: 1, text: '>= 1.0x plain @tus/server'}}, of('ours', (b) => b.uploadsPerSecond), of('plainTus', (b) => b.uploadsPerSecond)),
           compare({...base, name: `${name}: p50 latency`, unit: 'ms', better: 'lower'}, of('ours', (b) => b.p50), of('plainTus', (b) => b.p50)),
-          compare({...base, name: `${name}: p99 latency`, unit: 'ms', better: 'lower'}, of('ours', (b) => b.p99), of('plainTus', (b) => b.p99)),
+          compare({...base, name: `${name}: p99 latency`, unit: 'ms', better: 'lower', goal: {ratio: 1, text: '<= 1.0x plain @tus/server'}}, of('ours', (b) => b.p99), of('plainTus', (b) => b.p99)),
           compare({...base, name: `${name}: errors (all runs)`, unit: 'errors', better: 'lower', goal: {oursAtMost: 0, text: '0 errors'}}, total('ours'), total('plainTus')),
-          compare({...base, name: `${name}: server peak RSS`, unit: 'MiB', better: 'lower'}, of('ours', (b) => b.peakRssMiB), of('plainTus', (b) => b.peakRssMiB)),
+          compare({...base, name: `${name}: server peak RSS`, unit: 'MiB', better: 'lower', goal: {ratio: 1.2, text: '<= 1.2x plain @tus/server'}}, of('ours', (b) => b.peakRssMiB), of('plainTus', (b) => b.peakRssMiB)),
         ]
       })
       return {settings: {runs, cases: CASES.map((c) => `${c.count} × ${formatBytes(c.size)}`).join(', ')}, records, notes}

@@ -49,6 +49,8 @@ export const settings = {
   /** Issue 16 point 3 (bench/slow-uploads.ts): uploads held open at once, and how long each trickles. */
   slowUploads: count('BENCH_SLOW_UPLOADS', 10_000),
   slowUploadSeconds: count('BENCH_SLOW_SECONDS', 60),
+  /** Issue 16 point 4 (bench/upload-during-transcode.ts): the upload measured beside a transcode. */
+  transcodeUploadSize: size('BENCH_TRANSCODE_UPLOAD', 256 * MiB),
   /** PostgreSQL for our node; each run uses a fresh schema, dropped afterwards. */
   databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
   /** Where inputs and server data go (deleted afterwards). */
