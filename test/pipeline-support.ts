@@ -6,10 +6,9 @@ import {randomBytes} from 'node:crypto'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import amqp from 'amqplib'
+import amqp, {type Channel} from 'amqplib'
 import type {DataSource} from 'typeorm'
 import {openDatabase} from '../src/db/database.js'
-import {deleteTopology} from '../src/jobs/amqp-topology.js'
 import type {Topology} from '../src/jobs/topology.js'
 import {UploadRepository} from '../src/uploads/upload-repository.js'
 import {UploadStatus} from '../src/uploads/upload-status.js'
@@ -85,6 +84,16 @@ export async function inspector(): Promise<{channel: amqp.Channel; close(): Prom
   const connection = await amqp.connect(TEST_AMQP_URL)
   const channel = await connection.createChannel()
   return {channel, close: () => connection.close().catch(() => {})}
+}
+
+/** Removes everything declareTopology made: each test cleans up its own queue prefix. */
+export async function deleteTopology(channel: Channel, t: Topology): Promise<void> {
+  for (const kind of t.kinds) {
+    await channel.deleteQueue(t.workQueue(kind))
+    await channel.deleteQueue(t.deadQueue(kind))
+  }
+  for (const delay of t.retryDelays) await channel.deleteQueue(t.delayQueue(delay))
+  for (const exchange of [t.eventsExchange, t.workExchange, t.retryExchange, t.deadExchange]) await channel.deleteExchange(exchange)
 }
 
 export async function removeTopology(t: Topology): Promise<void> {

@@ -38,13 +38,3 @@ export async function declareTopology(channel: Channel, t: Topology): Promise<vo
     await channel.bindQueue(t.delayQueue(delay), t.retryExchange, `*.${delay}ms`)
   }
 }
-
-/** Removes everything declareTopology made (tests and benchmarks clean up after themselves). */
-export async function deleteTopology(channel: Channel, t: Topology): Promise<void> {
-  for (const kind of t.kinds) {
-    await channel.deleteQueue(t.workQueue(kind))
-    await channel.deleteQueue(t.deadQueue(kind))
-  }
-  for (const delay of t.retryDelays) await channel.deleteQueue(t.delayQueue(delay))
-  for (const exchange of [t.eventsExchange, t.workExchange, t.retryExchange, t.deadExchange]) await channel.deleteExchange(exchange)
-}

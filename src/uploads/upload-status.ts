@@ -29,11 +29,6 @@ export function canTransition(from: UploadStatus, to: UploadStatus): boolean {
   return transitions[from].includes(to)
 }
 
-/** States in which the upload's bytes are still being received. */
-export function isReceiving(status: UploadStatus): boolean {
-  return status === UploadStatus.Uploading
-}
-
 /** States in which the upload no longer exists for the tus protocol (410 Gone). */
 export function isGone(status: UploadStatus): boolean {
   return status === UploadStatus.Expired || status === UploadStatus.Terminated
