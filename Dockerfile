@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# video-ingest: `ingest serve` (an upload node, the default) or `ingest worker --kinds …`.
+# video-ingest: `ingest serve` (an upload node, the default; with AMQP_URL it also consumes the
+# fan-out jobs) or `ingest worker --kinds transcode,snapshot` (the media jobs).
 # Build: docker build -t video-ingest .   Run: see docker-compose.yml and the README's Deploy section.
 
 FROM node:20-bookworm-slim AS build

@@ -47,9 +47,17 @@ export interface RunningNode {
 export interface NodeOptions {
   /** Job handlers (default: the ones consumers/ registers). */
   registry?: JobRegistry
-  /** Kinds this node consumes (default: all with the in-process broker, none with RabbitMQ). */
+  /** Kinds this node consumes (default: all with the in-process broker, NODE_KINDS_WITH_BROKER with RabbitMQ). */
   kinds?: readonly JobKind[]
 }
+
+/**
+ * With RabbitMQ an upload node consumes fan-out, and workers the media kinds. Every deployment
+ * has nodes; each is in the live set with its own data directory, so the sender reads the copy
+ * its own workers wrote or streams one from a live node that holds it. Standalone (no
+ * CLUSTER_SECRET) a fan-out has no peers and settles at once: its job never waits forever.
+ */
+export const NODE_KINDS_WITH_BROKER: readonly JobKind[] = ['fanout']
 
 export async function startNode(config: Config, log: Logger, options: NodeOptions = {}): Promise<RunningNode> {
   const storageDir = uploadsDirectory(config.dataDir)
@@ -107,7 +115,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   await sweeper.sweep()
   sweeper.start()
   const registry = options.registry ?? consumerRegistry({config, db, log, uploads, replicator: clusterParts.replicator, cluster: clusterParts.cluster})
-  const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(options.kinds ? {kinds: options.kinds} : {})})
+  const kinds = options.kinds ?? (config.amqpUrl ? NODE_KINDS_WITH_BROKER : undefined)
+  const pipeline = await startPipeline({config, db, log, registry, relay: true, ...(kinds ? {kinds} : {})})
   startedPipeline = pipeline
   pipeline.runner.onSettled((job) => metrics.jobSettled(job.kind, job.status, job.seconds))
   const retention = new UploadRetention(db, log.child({component: 'retention'}), {

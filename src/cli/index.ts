@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `ingest` command: `ingest serve` runs an upload node (HTTP, outbox relay, and with the
- * in-process broker all consumers too); `ingest worker --kinds transcode,snapshot` runs
- * consumers alone against RabbitMQ. Both read their settings from the environment (see
+ * The `ingest` command: `ingest serve` runs an upload node (HTTP, outbox relay, and the fan-out
+ * consumer; with the in-process broker all consumers); `ingest worker --kinds transcode,snapshot`
+ * runs consumers alone against RabbitMQ. Both read their settings from the environment (see
  * src/config) and stop gracefully on SIGTERM. Any failure ends in a non-zero exit code.
  *
  * The admin commands (uploads, jobs, requeue, dlq, nodes: cli/admin) are clients of a node's
@@ -74,7 +74,7 @@ program.exitOverride()
 program
   .command('serve')
   .description('run an upload node (HTTP API, tus endpoint, outbox relay)')
-  .option('--kinds <kinds>', `also consume these kinds of jobs (${JOB_KINDS.join(',')})`, parseKinds)
+  .option('--kinds <kinds>', `kinds of jobs to consume (${JOB_KINDS.join(',')}; default with AMQP_URL: fanout, without: all)`, parseKinds)
   .action(serve)
 program
   .command('worker')
