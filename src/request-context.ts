@@ -15,6 +15,8 @@ export interface RequestContext {
   log: Logger
   /** Set by the store when it knows when the touched upload expires (Upload-Expires). */
   uploadExpiresAt?: Date | null
+  /** The offset the store last read for the touched upload (a 409 tells the client where to resume). */
+  uploadOffset?: number
   /**
    * The append's Upload-Checksum: `expected` from the header, or `fromTrailer()` once the body
    * has ended (checksum-trailer).

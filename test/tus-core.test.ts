@@ -23,10 +23,28 @@ for (const kind of DATABASE_KINDS) {
     describe('core', () => {
       it('answers OPTIONS with Tus-Version, Tus-Extension and Tus-Max-Size, without requiring Tus-Resumable', async () => {
         const res = await request('OPTIONS', `${node.url}/files/`)
-        assert.ok(res.status === 204 || res.status === 200)
+        assert.equal(res.status, 200)
+        assert.equal(res.headers['content-length'], '0')
+        assert.equal(res.body, '')
         assert.equal(res.headers['tus-version'], '1.0.0')
         assert.deepEqual(String(res.headers['tus-extension']).split(',').sort(), ['checksum', 'checksum-trailer', 'concatenation', 'concatenation-unfinished', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'])
         assert.equal(res.headers['tus-max-size'], String(1024 * 1024))
+      })
+
+      it('answers a browser\'s CORS preflight (Uppy, tus-js-client) with the methods and headers it asked for', async () => {
+        const res = await request('OPTIONS', `${node.url}/files/`, {
+          headers: {Origin: 'https://app.example', 'Access-Control-Request-Method': 'PATCH', 'Access-Control-Request-Headers': 'tus-resumable,upload-offset,content-type,upload-checksum'},
+        })
+        assert.ok(res.status >= 200 && res.status < 300, String(res.status))
+        assert.equal(res.headers['access-control-allow-origin'], '*')
+        assert.match(String(res.headers['access-control-allow-methods']), /PATCH/)
+        assert.equal(res.headers['access-control-allow-headers'], 'tus-resumable,upload-offset,content-type,upload-checksum')
+        assert.equal(res.body, '')
+        // A plain OPTIONS from a page (no preflight) is the discovery answer, readable cross-origin.
+        const discovery = await request('OPTIONS', `${node.url}/files/`, {headers: {Origin: 'https://app.example'}})
+        assert.equal(discovery.status, 200)
+        assert.equal(discovery.headers['tus-version'], '1.0.0')
+        assert.equal(discovery.headers['access-control-allow-origin'], '*')
       })
 
       it('refuses a request without Tus-Resumable with 412 and Tus-Version', async () => {
@@ -85,6 +103,7 @@ for (const kind of DATABASE_KINDS) {
         await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'abc'})
         const res = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '1'}, body: 'zzz'})
         assert.equal(res.status, 409)
+        assert.equal(res.headers['upload-offset'], '3', 'the 409 says where to resume')
         assert.equal(await readFile(path.join(node.dataDir, 'uploads', idOf(url)), 'utf8'), 'abc')
       })
 
@@ -208,6 +227,22 @@ for (const kind of DATABASE_KINDS) {
         assert.equal(row?.md5, createHash('md5').update('hello').digest('hex'))
         assert.equal(res.headers['upload-expires'], undefined)
       })
+
+      it('answers 415 to a creation request whose body has another Content-Type, and creates nothing', async () => {
+        const before = (await node.uploads.list({limit: 1000})).length
+        for (const contentType of ['text/plain', 'application/octet-stream', 'multipart/form-data; boundary=x']) {
+          const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': '5', 'Content-Type': contentType}, body: 'hello'})
+          assert.equal(res.status, 415, contentType)
+          assert.equal(res.headers.location, undefined)
+          assert.match(res.body, /application\/offset\+octet-stream/)
+        }
+        assert.equal((await node.uploads.list({limit: 1000})).length, before)
+        // Without a body, or without a Content-Type, it is a plain creation.
+        const empty = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': '5', 'Content-Type': 'application/json', 'Content-Length': '0'}})
+        assert.equal(empty.status, 201)
+        const untyped = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': '5'}, body: 'hello'})
+        assert.equal(untyped.status, 201)
+      })
     })
 
     describe('creation-defer-length', () => {
@@ -250,6 +285,18 @@ for (const kind of DATABASE_KINDS) {
         const last = await request('PATCH', String(res.headers.location), {headers: {...PATCH_HEADERS, 'Upload-Offset': '3'}, body: 'defghij'})
         assert.equal(last.status, 204)
         assert.equal(last.headers['upload-expires'], undefined, 'a finished upload does not expire')
+      })
+
+      it('sends Upload-Expires on HEAD of an unfinished upload, and none once it is finished', async () => {
+        const url = await createUpload(node.url, 6)
+        const patch = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'abc'})
+        const head = await request('HEAD', url, {headers: TUS})
+        assert.equal(head.status, 200)
+        assert.match(String(head.headers['upload-expires']), rfc7231)
+        assert.equal(head.headers['upload-expires'], patch.headers['upload-expires'])
+        await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '3'}, body: 'def'})
+        assert.equal((await request('HEAD', url, {headers: TUS})).headers['upload-expires'], undefined)
+        assert.equal((await request('DELETE', url, {headers: TUS})).headers['upload-expires'], undefined)
       })
     })
 

@@ -24,6 +24,10 @@ export const TUS_EXTENSIONS = [
 
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD', 'GET', 'OPTIONS', 'POST'])
 
+const OFFSET_OCTET_STREAM = 'application/offset+octet-stream'
+const mediaTypeOf = (ctx: Context) => ctx.get('content-type').split(';')[0]!.trim().toLowerCase()
+const hasBody = (ctx: Context) => ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length') || 0) > 0
+
 export interface ProtocolViolation {
   status: number
   message: string
@@ -53,9 +57,14 @@ export function checkTusRequest(ctx: Context): ProtocolViolation | undefined {
       headers: {'Tus-Version': TUS_VERSION.join(',')},
     }
   }
+  // creation-with-upload: a body on the creation request must be labelled like a PATCH's; a
+  // POST without a body, or without a Content-Type, is a plain creation.
+  if (ctx.method === 'POST' && hasBody(ctx) && ctx.get('content-type') && mediaTypeOf(ctx) !== OFFSET_OCTET_STREAM) {
+    return {status: 415, message: `a creation request with a body must use Content-Type: ${OFFSET_OCTET_STREAM}`}
+  }
   if (ctx.method === 'PATCH') {
     const contentType = ctx.get('content-type').trim().toLowerCase()
-    if (contentType !== 'application/offset+octet-stream') {
+    if (contentType !== OFFSET_OCTET_STREAM) {
       return {status: 415, message: 'PATCH requests must use Content-Type: application/offset+octet-stream'}
     }
     if (!ctx.get('upload-offset')) {

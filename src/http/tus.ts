@@ -126,6 +126,7 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     } catch (error) {
       if (!(error instanceof AppError)) throw error
       ctx.status = error.status
+      if (STATUS_TEXT[error.status]) ctx.message = STATUS_TEXT[error.status]!
       ctx.set({'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store', ...error.headers})
       ctx.type = 'text/plain'
       ctx.body = `${error.message}\n`
@@ -133,7 +134,7 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     }
 
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
-    const response = decorate(await deps.tus.handleWeb(request))
+    const response = decorate(ctx.method, await deps.tus.handleWeb(request))
     ctx.respond = false
     await sendNodeResponse(ctx.res, response)
   }
@@ -153,9 +154,18 @@ function replaceHeader(req: IncomingMessage, name: string, value: string | undef
 
 const removeHeader = (req: IncomingMessage, name: string) => replaceHeader(req, name, undefined)
 
+/** The status of a successful answer that describes an upload's state, per method. */
+const STATE_ANSWER: Record<string, number> = {HEAD: 200, PATCH: 204, POST: 201}
+
 /** What @tus/server leaves out of its answers: some headers, and the status line's reason. */
-function decorate(response: Response): Response {
-  const {headers, status} = response
+function decorate(method: string, response: Response): Response {
+  const {headers} = response
+  let {status} = response
+  // Discovery answers 200 with an empty body: strict clients and checkers expect it (the text allows 204 too).
+  if (method === 'OPTIONS' && status === 204) {
+    status = 200
+    headers.set('Content-Length', '0')
+  }
   if (status === 412 && !headers.has('Tus-Version')) headers.set('Tus-Version', '1.0.0')
   // @tus/server's error hook carries a status and a body, not headers: a 503 (our database or
   // storage is unavailable) still tells the client when to come back.
@@ -164,7 +174,9 @@ function decorate(response: Response): Response {
   const context = currentRequest()
   if (context?.uploadConcat && (status === 200 || status === 201)) headers.set('Upload-Concat', context.uploadConcat)
   const expiresAt = context?.uploadExpiresAt
-  if ((status === 201 || status === 204) && expiresAt) headers.set('Upload-Expires', expiresAt.toUTCString())
+  if (STATE_ANSWER[method] === status && expiresAt) headers.set('Upload-Expires', expiresAt.toUTCString())
+  // A 409 says where the upload really is, so the client resumes without asking first.
+  if (method === 'PATCH' && status === 409 && context?.uploadOffset !== undefined) headers.set('Upload-Offset', String(context.uploadOffset))
   if (status >= 400) headers.set('Content-Type', 'text/plain; charset=utf-8')
   else if (!response.body || status === 201) headers.delete('Content-Type')
   return new Response(status === 201 ? null : response.body, {status, statusText: STATUS_TEXT[status] ?? STATUS_CODES[status] ?? '', headers})

@@ -67,6 +67,11 @@ export class UploadStore extends FileStore {
       await this.uploads.setUnverifiedFrom(id, null)
     }
     const upload = await super.getUpload(id)
+    const context = currentRequest()
+    if (context) {
+      context.uploadOffset = upload.offset
+      context.uploadExpiresAt = row?.status === UploadStatus.Uploading ? row.expiresAt : null
+    }
     if (row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
       await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
       if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id)
