@@ -79,12 +79,39 @@ describe('tus checksum and transfer details', () => {
 
   it('answers 400 to an unsupported algorithm or a malformed Upload-Checksum, storing nothing', async () => {
     const url = await createUpload(node.url, 10)
-    for (const value of ['crc32 AAAAAA==', 'sha1', 'sha1 not-base64!', `sha256 ${createHash('sha1').update('x').digest('base64')}`]) {
+    for (const value of ['crc32 AAAAAA==', 'sha1', 'sha1 not-base64!']) {
       const res = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0', 'Upload-Checksum': value}, body: 'x'})
       assert.equal(res.status, 400, value)
       assert.ok(res.body.length > 0)
     }
     assert.equal(await offsetOf(url), '0')
+  })
+
+  it('answers 460 to a digest of the wrong size for its algorithm, on PATCH, creation and trailer, keeping nothing', async () => {
+    const url = await createUpload(node.url, 10)
+    await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'abc'})
+    for (const value of ['sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA', `sha256 ${createHash('sha1').update('defg').digest('base64')}`]) {
+      const res = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '3', 'Upload-Checksum': value}, body: 'defg'})
+      assert.equal(res.status, 460, value)
+      assert.equal(res.statusText, 'Checksum Mismatch')
+      assert.match(res.body, /digest/)
+    }
+    assert.equal(await offsetOf(url), '3')
+    assert.equal(await readFile(fileOf(url), 'utf8'), 'abc')
+
+    const before = (await node.uploads.list({limit: 1000})).length
+    const created = await request('POST', `${node.url}/files/`, {headers: {...PATCH_HEADERS, 'Upload-Length': '5', 'Upload-Checksum': 'sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA'}, body: 'hello'})
+    assert.equal(created.status, 460)
+    assert.equal(created.headers.location, undefined)
+    assert.equal((await node.uploads.list({limit: 1000})).length, before, 'no upload was created')
+
+    const trailer = await chunkedPatch(url, {...PATCH_HEADERS, 'Upload-Offset': '3', Trailer: 'Upload-Checksum'}, [Buffer.from('defg')], {'Upload-Checksum': 'sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA'})
+    assert.equal(trailer.status, 460)
+    assert.equal(await offsetOf(url), '3')
+    assert.equal(await readFile(fileOf(url), 'utf8'), 'abc')
+    // The connection and the upload go on.
+    const ok = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '3', 'Upload-Checksum': checksum('sha1', 'defg')}, body: 'defg'})
+    assert.equal(ok.status, 204)
   })
 
   it('verifies a checksum sent as a trailer of a chunked body (checksum-trailer)', async () => {

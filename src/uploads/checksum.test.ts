@@ -14,11 +14,23 @@ describe('Upload-Checksum', () => {
     }
   })
 
-  it('refuses unknown algorithms, malformed values and digests of the wrong size with 400', () => {
+  it('refuses unknown algorithms and values it cannot parse with 400', () => {
     const sha1 = createHash('sha1').update('x').digest('base64')
-    for (const value of ['crc32 AAAAAA==', 'sha1', `sha1  ${sha1}`, 'sha1 !!!!', `sha256 ${sha1}`, `sha1 ${sha1} extra`, `sha1 ${sha1.slice(0, -1)}`]) {
+    for (const value of ['crc32 AAAAAA==', 'sha1', `sha1  ${sha1}`, 'sha1 !!!!', `sha1 ${sha1} extra`, 'sha1 not-base64']) {
       assert.throws(() => parseUploadChecksum(value), (e: unknown) => e instanceof AppError && e.status === 400, value)
     }
+  })
+
+  it('answers a base64 digest of the wrong size for its algorithm with 460: it cannot match', () => {
+    const sha1 = createHash('sha1').update('x').digest('base64')
+    for (const value of ['sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA', `sha256 ${sha1}`, 'md5 AAAA']) {
+      assert.throws(() => parseUploadChecksum(value), (e: unknown) => e instanceof AppError && e.status === 460, value)
+    }
+  })
+
+  it('takes a digest of the right size without its base64 padding', () => {
+    const digest = createHash('sha1').update('x').digest()
+    assert.ok(parseUploadChecksum(`sha1 ${digest.toString('base64').replace(/=+$/, '')}`).digest.equals(digest))
   })
 
   it('matches the digest of the bytes it saw, and only that', () => {

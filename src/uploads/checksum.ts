@@ -4,7 +4,7 @@
  * computed in the same pass that writes and hashes them (see HashingFileSink).
  */
 import {createHash, timingSafeEqual, type Hash} from 'node:crypto'
-import {BadRequest} from '../errors.js'
+import {BadRequest, ChecksumMismatch} from '../errors.js'
 import type {ChunkObserver} from './hashing-file-sink.js'
 
 /** Algorithm names as tus clients send them, with their digest sizes in bytes. */
@@ -18,7 +18,10 @@ export interface Checksum {
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 
-/** Parses an Upload-Checksum value; a malformed one or an unknown algorithm is a 400. */
+/**
+ * Parses an Upload-Checksum value. A malformed one or an unknown algorithm is a 400; a
+ * well-formed base64 digest of the wrong size for its algorithm can never match: 460.
+ */
 export function parseUploadChecksum(value: string): Checksum {
   const match = /^\s*(\S+) (\S+)\s*$/.exec(value)
   if (!match) throw new BadRequest('Upload-Checksum must be "<algorithm> <base64 digest>"')
@@ -26,11 +29,12 @@ export function parseUploadChecksum(value: string): Checksum {
   if (!(algorithm in CHECKSUM_ALGORITHMS)) {
     throw new BadRequest(`checksum algorithm ${algorithm.slice(0, 32)} is not supported; use one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}`)
   }
-  const size = CHECKSUM_ALGORITHMS[algorithm as ChecksumAlgorithm]
   const encoded = match[2]!
+  if (!BASE64.test(encoded)) throw new BadRequest('Upload-Checksum digest must be base64')
+  const size = CHECKSUM_ALGORITHMS[algorithm as ChecksumAlgorithm]
   const digest = Buffer.from(encoded, 'base64')
-  if (!BASE64.test(encoded) || encoded.length % 4 !== 0 || digest.length !== size) {
-    throw new BadRequest(`Upload-Checksum digest must be the base64 of ${size} bytes for ${algorithm}`)
+  if (digest.length !== size) {
+    throw new ChecksumMismatch(`Upload-Checksum is not a ${algorithm} digest (${size} bytes), so it cannot match the request body; nothing was stored`)
   }
   return {algorithm: algorithm as ChecksumAlgorithm, digest}
 }
