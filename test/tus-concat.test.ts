@@ -95,16 +95,46 @@ describe('tus concatenation', () => {
     const url = new URL(String(res.headers.location), node.url).toString()
     let head = await request('HEAD', url, {headers: TUS})
     assert.equal(head.headers['upload-length'], '15')
-    assert.equal(head.headers['upload-offset'], undefined, 'no Upload-Offset before the concatenation is done')
+    assert.equal(head.headers['upload-offset'], '5', 'the received prefix of the first partial')
     assert.equal((await node.uploads.findById(idOf(url)))?.status, 'uploading')
 
+    // The second partial's bytes do not count while the first is unfinished: the offset is a prefix.
     await request('PATCH', b, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body: 'vwxyz'})
+    assert.equal((await request('HEAD', url, {headers: TUS})).headers['upload-offset'], '5')
     await request('PATCH', a, {headers: {...PATCH_HEADERS, 'Upload-Offset': '5'}, body: '67890'})
+    // All partials finished: the concatenation is done as far as the protocol goes, even while the bytes are copied.
+    head = await request('HEAD', url, {headers: TUS})
+    assert.equal(head.headers['upload-offset'], '15')
+    assert.equal(head.headers['upload-length'], '15')
     await waitForStatus(idOf(url), 'completed')
     head = await request('HEAD', url, {headers: TUS})
     assert.equal(head.headers['upload-offset'], '15')
     assert.equal(await readFile(path.join(node.dataDir, 'uploads', idOf(url)), 'utf8'), '1234567890vwxyz')
     assert.equal((await eventsFor(idOf(url))).length, 1)
+  })
+
+  it('answers HEAD on a final upload with Upload-Offset equal to Upload-Length right after creating it from finished partials', async () => {
+    const parts = [await partial('a'.repeat(200_000)), await partial('b'.repeat(300_000))]
+    const res = await final(parts)
+    assert.equal(res.status, 201)
+    const head = await request('HEAD', new URL(String(res.headers.location), node.url).toString(), {headers: TUS})
+    assert.equal(head.status, 200)
+    assert.equal(head.headers['upload-length'], '500000')
+    assert.equal(head.headers['upload-offset'], '500000')
+  })
+
+  it('leaves Upload-Length out of a final upload until every partial length is known', async () => {
+    const a = await partial('abc')
+    const deferred = await createUpload(node.url, null, {'Upload-Concat': 'partial'})
+    const res = await final([a, deferred])
+    const url = new URL(String(res.headers.location), node.url).toString()
+    let head = await request('HEAD', url, {headers: TUS})
+    assert.equal(head.headers['upload-length'], undefined)
+    assert.equal(head.headers['upload-offset'], '3')
+    await request('PATCH', deferred, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0', 'Upload-Length': '4'}, body: 'de'})
+    head = await request('HEAD', url, {headers: TUS})
+    assert.equal(head.headers['upload-length'], '7')
+    assert.equal(head.headers['upload-offset'], '5')
   })
 
   it('answers 403 to a PATCH on a final upload and changes nothing', async () => {

@@ -76,9 +76,11 @@ export async function handleFinalUpload(ctx: Context, row: UploadRecord, deps: C
   switch (ctx.method) {
     case 'HEAD': {
       ctx.set('Upload-Concat', row.uploadConcat!)
-      if (row.size !== null) ctx.set('Upload-Length', String(row.size))
-      // Upload-Offset only once the concatenation is done; then it equals Upload-Length.
-      if (row.status !== UploadStatus.Uploading) ctx.set('Upload-Offset', String(row.size ?? row.bytesReceived))
+      // Upload-Offset grows with the partials (see docs/protocol.md) and equals Upload-Length
+      // once they have all finished.
+      const {offset, length} = await deps.concatenation.progressOf(row)
+      ctx.set('Upload-Offset', String(offset))
+      if (length !== null) ctx.set('Upload-Length', String(length))
       const metadata = decodeMetadata(row.metadata)
       if (Object.keys(metadata).length > 0) ctx.set('Upload-Metadata', Metadata.stringify(metadata))
       ctx.body = null

@@ -93,6 +93,24 @@ export class UploadConcatenation {
     return row
   }
 
+  /**
+   * How much of a final upload exists so far: once assembled, all of it; before, its partials'
+   * bytes in order (the finished ones, then the received prefix of the first unfinished one,
+   * so the offset only grows). The length once every partial's length is known.
+   */
+  async progressOf(final: UploadRecord): Promise<{offset: number; length: number | null}> {
+    if (final.completedAt !== null) return {offset: final.size ?? final.bytesReceived, length: final.size ?? final.bytesReceived}
+    const parts = await this.partsInOrder(final.concatParts ?? [])
+    let offset = 0
+    for (const part of parts) {
+      if (!part || (part.status !== UploadStatus.Uploading && part.status !== UploadStatus.Completed)) break
+      offset += part.status === UploadStatus.Completed ? part.size! : part.bytesReceived
+      if (part.status !== UploadStatus.Completed) break
+    }
+    const length = final.size ?? (parts.every((p) => p?.size != null) ? parts.reduce((sum, p) => sum + p!.size!, 0) : null)
+    return {offset, length}
+  }
+
   /** Assembles, at most once at a time per upload, a final upload whose partials are complete. */
   assemble(finalId: string): Promise<void> {
     let running = this.assembling.get(finalId)
