@@ -1,41 +1,44 @@
 /**
- * Issue 6 "Done when" and issue 9 point 5: fan-out of one 1 GiB artifact (BENCH_REPLICATION_SIZE)
- * and of a whole HLS folder of small files (BENCH_HLS_RENDITIONS × BENCH_HLS_SEGMENTS segments of
+ * Issues 6, 9 (point 5) and 19: fan-out of one 1 GiB artifact (BENCH_REPLICATION_SIZE) and of a
+ * whole HLS folder of small files (BENCH_HLS_RENDITIONS × BENCH_HLS_SEGMENTS segments of
  * ~BENCH_HLS_SEGMENT_SIZE, plus playlists) from node1 to its 2 peers, against rsync pushing the
- * same directory to 2 modules of an rsync daemon on loopback (both peers at once on each side).
+ * same directory to an rsync daemon on each peer (both peers at once on each side), on two
+ * testbeds (BENCH_TESTBED=loopback|network|both, default both):
+ * - loopback: everything on 127.0.0.1, sharing the machine's cores;
+ * - network: three hosts in network namespaces, each link shaped to BENCH_LINK_RATE (default
+ *   1gbit) by tc (test/support/netns.ts); node i and rsync's end for it run in host i. Where
+ *   namespaces cannot be made (not root), the suite says so and measures loopback only.
  *
  * Ours: three compiled nodes sharing a fresh PostgreSQL schema, the artifacts written under
  * node1's media directory and inserted into `artifacts` (as the media consumers leave them).
- * The timed part is one `Replicator.replicateUpload` pass run by this process acting as node1
- * (its NODE_ID, DATA_DIR and schema: what node1's fan-out consumer runs on artifact.created),
- * until it returns, i.e. until both peers have answered that they verified the sha256 and
- * recorded their replica. The nodes' periodic catch-up is off, so nothing else sends.
- * Every repetition starts cold: the peers' copies and their `replicas` rows are deleted (for
- * rsync, the target directories emptied), then `sync`, untimed.
- * Goals: faster than rsync on the big file; at least 2x rsync on the folder.
+ * The timed part is one `Replicator.replicateUpload` pass run by node1's worker process
+ * (bench/tools/replication-worker.ts, in node1's host: what node1's fan-out consumer runs on
+ * artifact.created), until it returns, i.e. until both peers have answered that they verified
+ * the sha256 and recorded their replica. The nodes' periodic catch-up is off, so nothing else
+ * sends. Every repetition starts cold: the peers' copies and their `replicas` rows are deleted
+ * (for rsync, the target directories emptied), then `sync`, untimed.
  */
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
+import {once} from 'node:events'
 import {createHash} from 'node:crypto'
 import {mkdir, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {createReadStream} from 'node:fs'
-import {loadConfig} from '../src/config/index.js'
-import {createCluster} from '../src/cluster/index.js'
-import {openDatabase} from '../src/db/database.js'
-import {createLogger} from '../src/logger.js'
+import {createTestbed, testbedUnavailable, type Testbed} from '../test/support/netns.js'
 import {CLUSTER_SECRET, startCluster, type BenchCluster} from './lib/cluster.js'
 import {formatBytes, MiB} from './lib/format.js'
 import {createWorkspace, generateFile, randomBuffer, requireFreeSpace} from './lib/input.js'
-import {compare, type BenchRecord} from './lib/results.js'
+import {BENCH_DIR, compare, type BenchRecord} from './lib/results.js'
 import {rsyncPush, startRsyncDaemon, type RsyncDaemon} from './lib/rsync-daemon.js'
 import {envPrefix, settings} from './lib/settings.js'
 import {summarize} from './lib/stats.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
+import type {WorkerAnswer, WorkerSettings} from './tools/replication-worker.js'
 
 const SUITE = 'replication'
 const PEERS = [1, 2] as const
-const reproduce = `npm run build && ${envPrefix(['BENCH_REPLICATION_SIZE', 'BENCH_HLS_RENDITIONS', 'BENCH_HLS_SEGMENTS', 'BENCH_HLS_SEGMENT_SIZE', 'BENCH_RUNS'])}npm run bench -- ${SUITE}`
+const reproduce = `npm run build && ${envPrefix(['BENCH_TESTBED', 'BENCH_LINK_RATE', 'BENCH_REPLICATION_SIZE', 'BENCH_HLS_RENDITIONS', 'BENCH_HLS_SEGMENTS', 'BENCH_HLS_SEGMENT_SIZE', 'BENCH_RUNS'])}npm run bench -- ${SUITE}`
 
 interface ArtifactFile {
   path: string
@@ -52,6 +55,8 @@ interface Scenario {
   files: ArtifactFile[]
   bytes: number
   goal: {ratio: number; text: string}
+  /** Over shaped links, where node1's own link is what every copy must cross (issue 19). */
+  networkGoal: {ratio: number; text: string}
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -78,7 +83,7 @@ async function bigArtifact(cluster: BenchCluster, size: number): Promise<Scenari
   await generateFile(file, size)
   const files: ArtifactFile[] = [{path: 'video.mp4', kind: 'mp4', rendition: '', contentType: 'video/mp4', size, sha256: await sha256File(file)}]
   await placeArtifacts(cluster, uploadId, files)
-  return {label: `${formatBytes(size)} artifact`, uploadId, files, bytes: size, goal: {ratio: 1, text: 'faster than rsync (time ratio <= 1)'}}
+  return {label: `${formatBytes(size)} artifact`, uploadId, files, bytes: size, goal: {ratio: 1, text: 'faster than rsync (time ratio <= 1)'}, networkGoal: {ratio: 0.6, text: 'time ratio <= 0.6'}}
 }
 
 /** Renditions of segments a little smaller or larger than the nominal size, each with its playlist, and a master playlist. */
@@ -114,28 +119,39 @@ async function hlsFolder(cluster: BenchCluster): Promise<Scenario> {
     files,
     bytes,
     goal: {ratio: 0.5, text: 'at least 2x rsync (time ratio <= 0.5)'},
+    networkGoal: {ratio: 0.5, text: 'time ratio <= 0.5'},
   }
 }
 
-/** This process as node1's fan-out worker: node1's identity, data directory and schema. */
-async function node1Replicator(cluster: BenchCluster) {
-  const config = loadConfig(
-    {},
-    {
-      nodeId: 'node1',
-      nodeUrl: cluster.nodes[0]!.url,
-      dataDir: cluster.dataDirs[0]!,
-      databaseUrl: settings.databaseUrl,
-      databaseSchema: cluster.schema,
-      clusterSecret: CLUSTER_SECRET,
-      nodeTtl: '60s',
-      replicationReconcileInterval: 0,
-      logLevel: 'warn',
-    }
-  )
-  const db = await openDatabase(config)
-  const parts = createCluster(config, db, createLogger({level: 'warn', pretty: false}), {id: 'node1', url: cluster.nodes[0]!.url})
-  return {replicator: parts.replicator, close: () => db.destroy()}
+/** node1's fan-out worker (bench/tools/replication-worker.ts), inside node1's host on the network testbed. */
+async function startWorker(cluster: BenchCluster, testbed: Testbed | undefined) {
+  const settingsJson = JSON.stringify({
+    nodeUrl: cluster.nodes[0]!.url,
+    dataDir: cluster.dataDirs[0]!,
+    databaseUrl: testbed ? testbed.databaseUrl(settings.databaseUrl) : settings.databaseUrl,
+    databaseSchema: cluster.schema,
+    clusterSecret: CLUSTER_SECRET,
+  } satisfies WorkerSettings)
+  const argv = ['--import', 'tsx', path.join(BENCH_DIR, 'tools', 'replication-worker.ts'), settingsJson]
+  const [command, args] = testbed ? testbed.hosts[0]!.exec(process.execPath, argv) : [process.execPath, argv]
+  const child = spawn(command, args, {cwd: path.dirname(BENCH_DIR), stdio: ['ignore', 'inherit', 'inherit', 'ipc']})
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve())
+    child.once('exit', (code) => reject(new Error(`node1's replication worker exited (${code}) before it was ready`)))
+  })
+  return {
+    replicate(uploadId: string): Promise<Extract<WorkerAnswer, {seconds: number}>> {
+      return new Promise((resolve, reject) => {
+        child.once('message', (answer: WorkerAnswer) => ('error' in answer ? reject(new Error(`replication pass: ${answer.error}`)) : resolve(answer)))
+        child.send({uploadId})
+      })
+    },
+    close: async () => {
+      if (child.exitCode !== null) return
+      child.disconnect()
+      await once(child, 'exit')
+    },
+  }
 }
 
 /** Walks a directory: [file count, total bytes]. */
@@ -152,26 +168,31 @@ async function tally(dir: string): Promise<[number, number]> {
 
 const syncDisks = () => execFileSync('sync')
 
-await runSuite(SUITE, async () => {
+interface Measured {
+  records: BenchRecord[]
+  notes: string[]
+}
+
+/** Both sides on one testbed (undefined: loopback): start, generate, warm up, measure, clean up. */
+async function measureOn(testbed: Testbed | undefined, workDir: string): Promise<Measured> {
   const runs = settings.replicationRuns
-  const workspace = await createWorkspace('bench-replication')
+  const where = testbed ? `over ${testbed.rate} links (network namespaces)` : 'on loopback'
   const loadBefore = os.loadavg()
   let cluster: BenchCluster | undefined
-  let daemon: RsyncDaemon | undefined
-  let worker: Awaited<ReturnType<typeof node1Replicator>> | undefined
+  const daemons: RsyncDaemon[] = []
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined
   try {
-    const hlsBytes = settings.hlsRenditions * settings.hlsSegments * settings.hlsSegmentSize * 1.25
-    // The source once, two peers' copies for ours and two for rsync at most.
-    await requireFreeSpace(workspace.dir, 5 * (settings.replicationSize + hlsBytes), `${SUITE} (BENCH_REPLICATION_SIZE=${formatBytes(settings.replicationSize)})`)
-    progress(SUITE, 'starting 3 nodes (REPLICATION_RECONCILE_INTERVAL=0: only the measured pass sends)')
-    cluster = await startCluster(path.join(workspace.dir, 'cluster'), {REPLICATION_RECONCILE_INTERVAL: '0'})
+    progress(SUITE, `starting 3 nodes ${where} (REPLICATION_RECONCILE_INTERVAL=0: only the measured pass sends)`)
+    cluster = await startCluster(path.join(workDir, 'cluster'), {REPLICATION_RECONCILE_INTERVAL: '0'}, testbed)
     const live = cluster
-    const rsyncDirs = PEERS.map((i) => path.join(workspace.dir, 'rsync', live.ids[i]!))
+    const rsyncDirs = PEERS.map((i) => path.join(workDir, 'rsync', live.ids[i]!))
     for (const dir of rsyncDirs) await mkdir(dir, {recursive: true})
-    daemon = await startRsyncDaemon(workspace.dir, Object.fromEntries(PEERS.map((i, k) => [live.ids[i]!, rsyncDirs[k]!])))
-    const rsyncd = daemon
-    worker = await node1Replicator(live)
-    const replicator = worker.replicator
+    // One daemon per peer, in the peer's host; on loopback one daemon serves both modules.
+    if (testbed) for (const [k, i] of PEERS.entries()) daemons.push(await startRsyncDaemon(workDir, {[live.ids[i]!]: rsyncDirs[k]!}, testbed.hosts[i]))
+    else daemons.push(await startRsyncDaemon(workDir, Object.fromEntries(PEERS.map((i, k) => [live.ids[i]!, rsyncDirs[k]!]))))
+    const moduleUrl = (k: number, i: number) => daemons[testbed ? k : 0]!.moduleUrl(live.ids[i]!)
+    worker = await startWorker(live, testbed)
+    const pass = worker
 
     progress(SUITE, `generating the ${formatBytes(settings.replicationSize)} artifact and the HLS folder on node1`)
     const scenarios = [await bigArtifact(live, settings.replicationSize), await hlsFolder(live)]
@@ -184,13 +205,13 @@ await runSuite(SUITE, async () => {
     }
     const sides = {
       async ours(scenario: Scenario) {
-        const report = await replicator.replicateUpload(scenario.uploadId)
+        const report = await pass.replicate(scenario.uploadId)
         if (report.failed.length > 0) throw new Error(`replication failed: ${JSON.stringify(report.failed.slice(0, 3))}`)
         if (report.sent !== scenario.files.length * PEERS.length) throw new Error(`replication sent ${report.sent} copies, expected ${scenario.files.length * PEERS.length}`)
       },
       async rsync(scenario: Scenario) {
         const source = path.join(live.dataDirs[0]!, 'media', scenario.uploadId)
-        await Promise.all(PEERS.map((i) => rsyncPush(source, `${rsyncd.moduleUrl(live.ids[i]!)}${scenario.uploadId}/`)))
+        await Promise.all(PEERS.map((i, k) => rsyncPush(source, `${moduleUrl(k, i)}${scenario.uploadId}/`, testbed?.hosts[0])))
       },
     }
     /** Untimed: every copy is where it should be, complete. */
@@ -238,7 +259,7 @@ await runSuite(SUITE, async () => {
           await check(side, scenario)
           const key = `${scenario.label}/${side}`
           samples.set(key, [...(samples.get(key) ?? []), seconds])
-          progress(SUITE, `run ${run + 1}/${runs}, ${scenario.label}, ${side}: ${seconds.toFixed(2)} s (${((scenario.bytes * PEERS.length) / MiB / seconds).toFixed(0)} MiB/s delivered)`)
+          progress(SUITE, `${where}, run ${run + 1}/${runs}, ${scenario.label}, ${side}: ${seconds.toFixed(2)} s (${((scenario.bytes * PEERS.length) / MiB / seconds).toFixed(0)} MiB/s delivered)`)
         }
       }
     }
@@ -246,19 +267,17 @@ await runSuite(SUITE, async () => {
     // What a pass costs when every peer already holds every copy: planning (the database) alone.
     await makeCold(scenarios[1]!)
     await sides.ours(scenarios[1]!)
-    const noop = performance.now()
-    await replicator.replicateUpload(scenarios[1]!.uploadId)
-    const noopSeconds = (performance.now() - noop) / 1000
+    const noopSeconds = (await pass.replicate(scenarios[1]!.uploadId)).seconds
 
     const records: BenchRecord[] = scenarios.map((scenario) =>
       compare(
         {
           suite: SUITE,
-          name: `fan-out to 2 peers, ${scenario.label}`,
+          name: testbed ? `fan-out to 2 peers over ${testbed.rate} links, ${scenario.label}` : `fan-out to 2 peers, ${scenario.label}`,
           unit: 's',
           better: 'lower',
-          baselineName: 'rsync -a to a daemon on loopback',
-          goal: scenario.goal,
+          baselineName: testbed ? `rsync -a to a daemon on each peer, ${testbed.rate} links` : 'rsync -a to a daemon on loopback',
+          goal: testbed ? scenario.networkGoal : scenario.goal,
           reproduce,
         },
         summarize(samples.get(`${scenario.label}/ours`)!),
@@ -268,25 +287,67 @@ await runSuite(SUITE, async () => {
     const loadAfter = os.loadavg()
     const delivered = (s: Scenario, side: string) => ((s.bytes * PEERS.length) / MiB / summarize(samples.get(`${s.label}/${side}`)!).median).toFixed(0)
     return {
-      settings: {
-        bigArtifact: formatBytes(settings.replicationSize),
-        hlsFolder: `${settings.hlsRenditions} renditions × ${settings.hlsSegments} segments of ~${formatBytes(settings.hlsSegmentSize)} + playlists`,
-        runs,
-        peers: 2,
-        measured: 'one Replicator.replicateUpload pass as node1 (catch-up off), until both peers verified and recorded every copy',
-      },
       records,
       notes: [
-        `Ours: 3 compiled nodes (dist/src/main.js), one PostgreSQL schema; the pass runs in the benchmark process as node1 (what the fanout consumer runs), replicator concurrency 8 (its default). rsync: \`rsync -a <node1 dir>/ rsync://127.0.0.1:<port>/<peer>/<upload>/\` to both peers at once. Each repetition cold (peer copies and replica rows deleted, then sync), untimed.`,
-        ...scenarios.map((s) => `${s.label}: ${delivered(s, 'ours')} MiB/s delivered (2 peers) ours, ${delivered(s, 'rsync')} MiB/s rsync (medians).`),
-        `A pass over the HLS folder with nothing left to send took ${noopSeconds.toFixed(2)} s (${scenarios[1]!.files.length} artifacts: planning from the database alone).`,
-        `Load average (1 min) at the start of each timed run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}; before the suite ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')} (${os.cpus().length} CPUs, shared with other work).`,
+        ...scenarios.map((s) => `${where}, ${s.label}: ${delivered(s, 'ours')} MiB/s delivered (2 peers) ours, ${delivered(s, 'rsync')} MiB/s rsync (medians).`),
+        `${where}: a pass over the HLS folder with nothing left to send took ${noopSeconds.toFixed(2)} s (${scenarios[1]!.files.length} artifacts: planning from the database alone).`,
+        `${where}: load average (1 min) at the start of each timed run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}; before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')} (${os.cpus().length} CPUs, shared with other work).`,
       ],
     }
   } finally {
     await worker?.close().catch(() => {})
-    await daemon?.stop().catch(() => {})
+    for (const daemon of daemons) await daemon.stop().catch(() => {})
     await cluster?.stop().catch((error: unknown) => progress(SUITE, `cluster cleanup failed: ${String(error)}`))
+  }
+}
+
+await runSuite(SUITE, async () => {
+  const workspace = await createWorkspace('bench-replication')
+  const notes: string[] = []
+  const records: BenchRecord[] = []
+  try {
+    const hlsBytes = settings.hlsRenditions * settings.hlsSegments * settings.hlsSegmentSize * 1.25
+    // The source once, two peers' copies for ours and two for rsync at most.
+    await requireFreeSpace(workspace.dir, 5 * (settings.replicationSize + hlsBytes), `${SUITE} (BENCH_REPLICATION_SIZE=${formatBytes(settings.replicationSize)})`)
+    const wanted = settings.replicationTestbed
+    if (wanted !== 'network') {
+      const loopback = await measureOn(undefined, path.join(workspace.dir, 'loopback'))
+      records.push(...loopback.records)
+      notes.push(...loopback.notes)
+    }
+    if (wanted !== 'loopback') {
+      const unavailable = testbedUnavailable()
+      if (unavailable) {
+        notes.push(`network testbed not measured: ${unavailable}`)
+        progress(SUITE, `NOT measuring the network testbed: ${unavailable}`)
+      } else {
+        const testbed = await createTestbed({hosts: 3, rate: settings.linkRate, database: {host: '127.0.0.1', port: Number(new URL(settings.databaseUrl).port || 5432)}})
+        try {
+          const network = await measureOn(testbed, path.join(workspace.dir, 'network'))
+          records.push(...network.records)
+          notes.push(...network.notes)
+        } finally {
+          await testbed.stop()
+        }
+      }
+    }
+    return {
+      settings: {
+        bigArtifact: formatBytes(settings.replicationSize),
+        hlsFolder: `${settings.hlsRenditions} renditions × ${settings.hlsSegments} segments of ~${formatBytes(settings.hlsSegmentSize)} + playlists`,
+        runs: settings.replicationRuns,
+        peers: 2,
+        testbeds: wanted,
+        linkRate: settings.linkRate,
+        measured: 'one Replicator.replicateUpload pass by node1\'s worker (catch-up off), until both peers verified and recorded every copy',
+      },
+      records,
+      notes: [
+        `Ours: 3 compiled nodes (dist/src/main.js), one PostgreSQL schema; the pass runs in node1's worker process (bench/tools/replication-worker.ts, what the fanout consumer runs), replicator concurrency 8 (its default). rsync: \`rsync -a <node1 dir>/ rsync://<peer>:<port>/<peer>/<upload>/\` to both peers at once, from node1's host. Each repetition cold (peer copies and replica rows deleted, then sync), untimed.`,
+        ...notes,
+      ],
+    }
+  } finally {
     await workspace.remove()
   }
 })

@@ -1,6 +1,7 @@
 /**
  * A cluster for the cluster suites: three compiled nodes (dist/src/main.js, as the cluster tests
- * start them) on 127.0.0.1, one fresh PostgreSQL schema, CLUSTER_SECRET set, each node with its
+ * start them) on 127.0.0.1 or each in a host of a network testbed (test/support/netns.ts), one
+ * fresh PostgreSQL schema, CLUSTER_SECRET set, each node with its
  * own data directory; plus Debian's haproxy with deploy/haproxy.cfg in front of any three node
  * addresses. Everything is stopped and the schema dropped by stop(), even after a failure.
  */
@@ -9,6 +10,7 @@ import {mkdir, readdir, rm} from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
 import {startHaproxy, type Haproxy} from '../../test/support/haproxy.js'
+import type {Testbed} from '../../test/support/netns.js'
 import {freePort, spawnNode, type NodeProcess} from '../../test/support/process-node.js'
 import {settings} from './settings.js'
 
@@ -44,8 +46,9 @@ async function withAdminClient<T>(run: (client: pg.Client) => Promise<T>): Promi
 /**
  * `env`: extra environment for every node (e.g. REPLICATION_RECONCILE_INTERVAL). Heartbeats and
  * TTL are generous: on a loaded machine a node busy receiving a gigabyte must not drop out.
+ * `testbed`: node i runs in its host i, reaching PostgreSQL through the testbed's gateway.
  */
-export async function startCluster(root: string, env: Record<string, string> = {}): Promise<BenchCluster> {
+export async function startCluster(root: string, env: Record<string, string> = {}, testbed?: Testbed): Promise<BenchCluster> {
   const schema = `bench_${randomBytes(6).toString('hex')}`
   await withAdminClient((c) => c.query(`CREATE SCHEMA ${schema}`))
   const ids = ['node1', 'node2', 'node3']
@@ -63,9 +66,9 @@ export async function startCluster(root: string, env: Record<string, string> = {
     const ports = await Promise.all(ids.map(() => freePort()))
     const envFor = (i: number) => ({
       NODE_ID: ids[i]!,
-      NODE_URL: `http://127.0.0.1:${ports[i]}`,
+      NODE_URL: `http://${testbed?.hosts[i]!.address ?? '127.0.0.1'}:${ports[i]}`,
       DATA_DIR: dataDirs[i]!,
-      DATABASE_URL: settings.databaseUrl,
+      DATABASE_URL: testbed ? testbed.databaseUrl(settings.databaseUrl) : settings.databaseUrl,
       DATABASE_SCHEMA: schema,
       CLUSTER_SECRET,
       NODE_HEARTBEAT_INTERVAL: '1s',
@@ -75,10 +78,13 @@ export async function startCluster(root: string, env: Record<string, string> = {
     })
     for (const dir of dataDirs) await mkdir(dir, {recursive: true})
     // BENCH_CPU_PROF: every node writes a CPU profile there when it stops.
-    const options = {execArgv: settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : []}
+    const options = (i: number) => ({
+      execArgv: settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : [],
+      ...(testbed ? {host: testbed.hosts[i]!} : {}),
+    })
     // The first node migrates the schema; the others start once it has.
-    nodes.push(await spawnNode(envFor(0), ports[0], options))
-    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i), ports[i], options)))))
+    nodes.push(await spawnNode(envFor(0), ports[0], options(0)))
+    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i), ports[i], options(i))))))
     db = new pg.Client({connectionString: settings.databaseUrl, options: `-c search_path=${schema}`})
     await db.connect()
     const client = db

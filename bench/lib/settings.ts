@@ -23,6 +23,19 @@ function count(name: string, fallback: number): number {
   return value
 }
 
+function choice<T extends string>(name: string, values: readonly T[]): T {
+  const text = (process.env[name] ?? values[0]!) as T
+  if (!values.includes(text)) throw new Error(`${name}: expected one of ${values.join(', ')}`)
+  return text
+}
+
+/** A link rate as tc reads it: 100mbit, 1gbit, 10gbit... */
+function rate(name: string, fallback: string): string {
+  const text = (process.env[name] ?? fallback).trim().toLowerCase()
+  if (!/^\d+(\.\d+)?(kbit|mbit|gbit)$/.test(text)) throw new Error(`${name}: expected a rate such as 100mbit or 1gbit`)
+  return text
+}
+
 const flag = (name: string): boolean => ['1', 'true', 'yes'].includes((process.env[name] ?? '').toLowerCase())
 
 export const settings = {
@@ -42,6 +55,9 @@ export const settings = {
   hlsSegments: count('BENCH_HLS_SEGMENTS', 150),
   hlsSegmentSize: size('BENCH_HLS_SEGMENT_SIZE', 200 * 1000),
   replicationRuns: count('BENCH_RUNS', 3),
+  /** Issue 19: where replication is measured (loopback, network namespaces with shaped links, or both), and the links' rate (tc). */
+  replicationTestbed: choice('BENCH_TESTBED', ['both', 'loopback', 'network'] as const),
+  linkRate: rate('BENCH_LINK_RATE', '1gbit'),
   /** bench/cluster-upload.ts: one upload through haproxy, forwarded or not (BENCH_SIZE shrinks it). */
   clusterUploadSize: size('BENCH_SIZE', 512 * MiB),
   clusterUploadChunk: size('BENCH_CHUNK', 8 * MiB),

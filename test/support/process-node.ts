@@ -9,6 +9,7 @@ import {readFile} from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import type {TestbedHost} from './netns.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -34,21 +35,25 @@ export interface NodeProcess {
 /**
  * Runs the compiled node (dist/, built by `npm test` before the tests), as production does:
  * memory figures then mean what they mean in production, without a TypeScript loader.
+ * `options.host`: inside that testbed host (test/support/netns.ts), listening on its address.
  */
-export async function spawnNode(env: Record<string, string>, port?: number, options: {execArgv?: string[]} = {}): Promise<NodeProcess> {
+export async function spawnNode(env: Record<string, string>, port?: number, options: {execArgv?: string[]; host?: TestbedHost} = {}): Promise<NodeProcess> {
   port ??= await freePort()
   const main = path.join(root, 'dist/src/main.js')
   if (!existsSync(main)) throw new Error('dist/src/main.js is missing: run `npm run build` (npm test does it first)')
-  const child = spawn(process.execPath, [...(options.execArgv ?? []), main], {
+  const address = options.host?.address ?? '127.0.0.1'
+  const argv = [...(options.execArgv ?? []), main]
+  const [command, args] = options.host ? options.host.exec(process.execPath, argv) : [process.execPath, argv]
+  const child = spawn(command, args, {
     cwd: root,
-    env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env},
+    env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: address, PORT: String(port), LOG_LEVEL: 'warn', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
   const exited = once(child, 'exit')
-  const url = `http://127.0.0.1:${port}`
+  const url = `http://${address}:${port}`
   const deadline = Date.now() + 30_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`node exited with ${child.exitCode} before it was ready:\n${output}`)
