@@ -4,6 +4,7 @@
  * types, Range 206/416, ETag/304, caching, path traversal refused).
  */
 import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -18,11 +19,15 @@ import {openCorpus, type Corpus} from './media-corpus.js'
 import {makeFixtures, type Fixtures} from './media-fixtures.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 
+/** The default ladder and a 180p rung, so the 640x360 clip gets two renditions and its master playlist grows. */
+const LADDER = [...loadConfig({}, {dataDir: '/tmp/unused'}).renditions, {name: '180p', height: 180, videoBitrate: '300k', audioBitrate: '64k'}]
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex')
+
 interface UploadStatusView {
   status: string
   failureReason: string | null
   jobs: {kind: string; status: string; attempts: number; progress: number}[]
-  artifacts: {kind: string; rendition: string | null; path: string; contentType: string; url: string}[]
+  artifacts: {kind: string; rendition: string | null; path: string; sha256: string; contentType: string; url: string}[]
 }
 
 describe('media over HTTP, through the job pipeline', () => {
@@ -38,7 +43,7 @@ describe('media over HTTP, through the job pipeline', () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'media-http-'))
     const config = loadConfig(
       {},
-      {host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', expirySweepInterval: 0, shutdownTimeout: 2000, searchPath: process.env.PATH, x264Preset: 'ultrafast', jobRetryDelay: 100}
+      {host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', expirySweepInterval: 0, shutdownTimeout: 2000, searchPath: process.env.PATH, x264Preset: 'ultrafast', jobRetryDelay: 100, renditions: LADDER}
     )
     // The handlers need the node's database, which exists once the node has started.
     const handlers: {transcode?: JobHandler<'transcode'>; snapshot?: JobHandler<'snapshot'>} = {}
@@ -105,6 +110,20 @@ describe('media over HTTP, through the job pipeline', () => {
       assert.match(String(res.headers.etag), /^"[0-9a-f]{64}"$/)
       assert.equal(res.headers['cache-control'], file.endsWith('master.m3u8') ? 'public, max-age=0, must-revalidate' : 'public, max-age=31536000, immutable', file)
     }
+  })
+
+  it('describes the master playlist as served: one row, its ETag the hash of its bytes after the ladder grew', async () => {
+    const res = await request('GET', `${node.url}/media/${videoId}/hls/master.m3u8`)
+    assert.equal(res.status, 200)
+    assert.deepEqual(res.body.match(/^\d+p\/index\.m3u8$/gm), ['360p/index.m3u8', '180p/index.m3u8'])
+    assert.equal(res.headers.etag, `"${sha256(res.body)}"`)
+    const masters = (await statusOf(videoId)).artifacts.filter((a) => a.path === 'hls/master.m3u8')
+    assert.deepEqual(masters.map((a) => [a.kind, a.rendition, a.sha256]), [['hls', null, sha256(res.body)]], 'listed once, with the hash of the bytes served')
+    // What a player that loaded it when the upload became ready holds: the one-variant playlist.
+    const early = res.body.split('\n').filter((line) => !line.includes('640x360') && line !== '360p/index.m3u8').join('\n')
+    const revalidated = await request('GET', `${node.url}/media/${videoId}/hls/master.m3u8`, {headers: {'If-None-Match': `"${sha256(early)}"`}})
+    assert.equal(revalidated.status, 200, 'a stale ETag gets the grown playlist')
+    assert.equal((await request('GET', `${node.url}/media/${videoId}/hls/master.m3u8`, {headers: {'If-None-Match': String(res.headers.etag)}})).status, 304)
   })
 
   it('answers Range requests with 206 and unsatisfiable ones with 416, and If-None-Match with 304', async () => {

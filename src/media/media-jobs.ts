@@ -15,7 +15,7 @@ import type {MediaTools} from './media-tools.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from './probe.js'
 import {planRenditions} from './rendition-ladder.js'
 import {takeSnapshots, type SnapshotsTaken} from './snapshots.js'
-import {MP4_NAME, transcodeMedia} from './transcode.js'
+import {MASTER_PLAYLIST, MP4_NAME, transcodeMedia} from './transcode.js'
 
 export interface MediaJobDeps {
   /** Located and checked at start-up (media/index.ts); a job waits for it, and fails while it is missing. */
@@ -143,7 +143,13 @@ export class MediaJobs {
         onRendition: async ({name, files}) => {
           const described = await Promise.all(files.map((file) => describeFile(outDir, file)))
           const download = name === 'download'
-          await repository.saveArtifacts(uploadId, config.nodeId, [{kind: download ? 'mp4' : 'hls', rendition: download ? '' : name, files: described}])
+          // The master playlist belongs to no one rendition: one row, updated as the ladder grows.
+          const own = described.filter((f) => f.path !== MASTER_PLAYLIST)
+          const master = described.filter((f) => f.path === MASTER_PLAYLIST)
+          await repository.saveArtifacts(uploadId, config.nodeId, [
+            {kind: download ? 'mp4' : 'hls', rendition: download ? '' : name, files: own},
+            {kind: 'hls', rendition: '', files: master},
+          ])
           // Playable from the first HLS rendition on; later ones need not ask again.
           if (download || ready) return
           ready = true

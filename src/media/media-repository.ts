@@ -67,17 +67,19 @@ export class MediaRepository {
   }
 
   /**
-   * Upserts one artifact row per file (unique per upload, kind, rendition, path: a redelivered
-   * job updates rather than duplicates) and announces each as artifact.created, every group in
-   * one transaction of three statements however many files there are.
+   * Upserts one artifact row per file (unique per upload and path: a redelivered job, or the
+   * master playlist rewritten as each rendition lands, updates the row in place with the new
+   * bytes' sha256 and size) and announces each as artifact.created, every group in one
+   * transaction of three statements however many files there are.
    */
   async saveArtifacts(uploadId: string, nodeId: string, groups: ArtifactGroup[]): Promise<ArtifactRecord[]> {
-    const values = groups.flatMap(({kind, rendition, files}) =>
-      files.map((f) => ({uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId}))
+    const byPath = new Map(
+      groups.flatMap(({kind, rendition, files}) =>
+        files.map((f) => [f.path, {uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId}] as const)
+      )
     )
+    const values = [...byPath.values()]
     if (values.length === 0) return []
-    const key = (row: {kind: string; rendition: string; path: string}) => `${row.kind}\0${row.rendition}\0${row.path}`
-    const wanted = new Set(values.map(key))
     return this.db.transaction(async (tx) => {
       const now = new Date()
       await tx
@@ -85,15 +87,13 @@ export class MediaRepository {
         .insert()
         .into(ArtifactEntity)
         .values(values.map((v) => ({...v, createdAt: now, updatedAt: now})))
-        .orUpdate(['size', 'sha256', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'kind', 'rendition', 'path'])
+        .orUpdate(['kind', 'rendition', 'size', 'sha256', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'path'])
         .execute()
-      const rows = (
-        await tx
-          .getRepository(ArtifactEntity)
-          .createQueryBuilder('a')
-          .where('a.upload_id = :uploadId AND a.path IN (:...paths)', {uploadId, paths: [...new Set(values.map((v) => v.path))]})
-          .getMany()
-      ).filter((row) => wanted.has(key(row)))
+      const rows = await tx
+        .getRepository(ArtifactEntity)
+        .createQueryBuilder('a')
+        .where('a.upload_id = :uploadId AND a.path IN (:...paths)', {uploadId, paths: [...byPath.keys()]})
+        .getMany()
       await this.announce(tx, rows)
       return rows
     })

@@ -1,10 +1,11 @@
 /**
  * GET/HEAD /media/<uploadId>/<path>: an upload's artifacts, as recorded in the artifacts table
  * and only from under the media directory. Range requests (206/416), ETag (the artifact's
- * sha256) with If-None-Match/If-Range, and long-lived caching for files that never change.
+ * sha256; the master playlist's, of the bytes read) with If-None-Match/If-Range, and long-lived caching for files that never change.
  */
+import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {realpath, stat} from 'node:fs/promises'
+import {readFile, realpath, stat} from 'node:fs/promises'
 import path from 'node:path'
 import type {Middleware} from 'koa'
 import parseRange from 'range-parser'
@@ -51,9 +52,14 @@ export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<
     const file = await realpath(path.join(root, uploadId, ...rest)).catch(() => undefined)
     const realRoot = await realpath(root).catch(() => root)
     if (!file || !file.startsWith(realRoot + path.sep)) throw new NotFound('no such media file')
-    const {size} = await stat(file)
+    // The master playlist is rewritten (renamed into place) as renditions land, before its row is
+    // updated: read once, its ETag and length are those of the very bytes sent.
+    const mutable = relative === MASTER_PLAYLIST ? await readFile(file) : undefined
+    const size = mutable ? mutable.length : (await stat(file)).size
+    const open = (range?: {start: number; end: number}) =>
+      mutable ? (range ? mutable.subarray(range.start, range.end + 1) : mutable) : createReadStream(file, range ?? {})
 
-    const etag = `"${artifact.sha256}"`
+    const etag = `"${mutable ? createHash('sha256').update(mutable).digest('hex') : artifact.sha256}"`
     ctx.set('ETag', etag)
     ctx.set('Cache-Control', relative === MASTER_PLAYLIST ? REVALIDATE : IMMUTABLE)
     ctx.set('Accept-Ranges', 'bytes')
@@ -80,12 +86,12 @@ export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<
       const {start, end} = ranges[0]!
       ctx.status = 206
       ctx.set('Content-Range', `bytes ${start}-${end}/${size}`)
-      ctx.body = createReadStream(file, {start, end})
+      ctx.body = open({start, end})
       ctx.length = end - start + 1
       return
     }
     ctx.status = 200
-    ctx.body = createReadStream(file)
+    ctx.body = open()
     ctx.length = size
   }
 }
