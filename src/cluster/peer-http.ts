@@ -66,6 +66,12 @@ export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<
     ctx.req.on('close', () => {
       if (!ctx.req.complete) upstream.destroy()
     })
+    // ... or mid-answer (a download cut short): the owner's stream, and its file, are let go.
+    ctx.res.on('close', () => {
+      if (ctx.res.writableFinished) return
+      upstream.destroy()
+      resolve()
+    })
     ctx.req.pipe(upstream, {end: false})
     ctx.req.on('end', () => {
       if (Object.keys(ctx.req.trailers).length > 0) upstream.addTrailers(ctx.req.trailers)

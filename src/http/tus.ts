@@ -17,6 +17,7 @@ import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import {errorToAnswer} from './error-handler.js'
+import {serveUploadDownload} from './upload-download.js'
 import type {AppState} from './request-context.js'
 import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS} from './tus-protocol.js'
 
@@ -101,6 +102,10 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     try {
       const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, context)
       if (violation) throw new AppError(violation.status, violation.message, violation.headers)
+      // Only /files/ and /files/<id>: @tus/server would take the last segment of any deeper path as an id.
+      const id = UPLOAD_ID.exec(ctx.path)?.[1]
+      if (!id && ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/`) throw new NotFound('no such upload: an upload URL is /files/<id>')
+      if (ctx.method === 'GET') return await serveUploadDownload(ctx, id ?? '', deps)
 
       // TUSKit (iOS) separates metadata pairs with ", "; the protocol's parser wants ",".
       const metadata = ctx.get('upload-metadata')
@@ -115,7 +120,6 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
         removeHeader(ctx.req, 'upload-concat')
       }
 
-      const id = UPLOAD_ID.exec(ctx.path)?.[1]
       if (id && ctx.method !== 'POST') {
         const row = await uploadBeforeLock(id, (i) => deps.uploads.findById(i))
         if (row && row.owner === context.subject) {
