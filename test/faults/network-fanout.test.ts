@@ -1,0 +1,131 @@
+/**
+ * Fan-out across a real (shaped) network: three nodes, each in a host of its own on the network
+ * testbed (test/support/netns.ts, 100 Mbit/s links), PostgreSQL reached through the gateway.
+ * While node1 sends its artifacts (one large file, sent alone and resumable, and small ones in
+ * bundles), node2's link is cut and restored, and node3 is SIGKILLed mid-copy and restarted.
+ * At the end every live peer holds every artifact whole, with a verified `replicas` row, and no
+ * file a peer could serve was ever partial (checked while the copies ran and after each fault).
+ * Needs root (network namespaces); without it the test fails and says why.
+ */
+import assert from 'node:assert/strict'
+import {randomBytes} from 'node:crypto'
+import {mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {after, before, describe, it} from 'node:test'
+import pg from 'pg'
+import {placeArtifacts, sha256} from '../support/artifacts.js'
+import {createUpload} from '../support/http.js'
+import {createTestbed, testbedUnavailable, type Testbed} from '../support/netns.js'
+import {freshSchema} from '../support/node.js'
+import {freePort, spawnNode, type NodeProcess} from '../support/process-node.js'
+import {TEST_DATABASE_URL} from '../support/services.js'
+import {pause} from './support.js'
+
+const SECRET = 'network-fanout-fault-secret-0123456789-abcdef'
+const PEERS = ['node2', 'node3']
+
+describe('fan-out over a shaped network, with a link cut and a peer killed mid-copy', {timeout: 240_000}, () => {
+  let dir: string
+  let schema: Awaited<ReturnType<typeof freshSchema>>
+  let testbed: Testbed | undefined
+  let db: pg.Client | undefined
+  const spawned: NodeProcess[] = []
+
+  before(async () => {
+    const unavailable = testbedUnavailable()
+    if (unavailable) throw new Error(`this fault test needs the network testbed: ${unavailable}`)
+    dir = await mkdtemp(path.join(os.tmpdir(), 'fault-network-fanout-'))
+    schema = await freshSchema()
+    const {hostname, port} = new URL(TEST_DATABASE_URL)
+    testbed = await createTestbed({hosts: 3, rate: '100mbit', database: {host: hostname, port: Number(port || 5432)}})
+  })
+  after(async () => {
+    await Promise.all(spawned.map((n) => n.kill('SIGKILL')))
+    await testbed?.stop()
+    await db?.end()
+    await schema?.drop()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('ends with every artifact on every peer, whole and recorded, and never served a partial file', async () => {
+    const bed = testbed!
+    const ports = await Promise.all(bed.hosts.map(() => freePort()))
+    const envFor = (i: number) => ({
+      NODE_ID: `node${i + 1}`,
+      NODE_URL: `http://${bed.hosts[i]!.address}:${ports[i]}`,
+      DATA_DIR: path.join(dir, `node${i + 1}`),
+      DATABASE_URL: bed.databaseUrl(TEST_DATABASE_URL),
+      DATABASE_SCHEMA: schema.schema,
+      CLUSTER_SECRET: SECRET,
+      NODE_HEARTBEAT_INTERVAL: '300ms',
+      NODE_TTL: '4s',
+      REPLICATION_RECONCILE_INTERVAL: '500ms',
+    })
+    const start = (i: number) => spawnNode(envFor(i), ports[i], {host: bed.hosts[i]!})
+    const nodes = [await start(0)]
+    nodes.push(...(await Promise.all([1, 2].map(start))))
+    spawned.push(...nodes)
+    db = new pg.Client({connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema.schema}`})
+    await db.connect()
+
+    // node1's artifacts, as the media consumers leave them: 32 MiB (~3 s per copy on its link) and 120 small ones.
+    const uploadId = new URL(await createUpload(nodes[0]!.url, 1)).pathname.split('/').pop()!
+    const files: Record<string, Buffer> = {'video.mp4': randomBytes(32 << 20)}
+    for (let i = 0; i < 120; i++) files[`${['720p', '360p'][i % 2]}/segment_${String(i).padStart(3, '0')}.ts`] = randomBytes(20_000 + ((i * 7919) % 150_000))
+    const expected = new Map(Object.entries(files).map(([relative, data]) => [relative, sha256(data)]))
+    await placeArtifacts(db, {id: 'node1', dataDir: path.join(dir, 'node1')}, uploadId, files)
+
+    /** Every file a client could be served from the peer right now (no dot-names) is whole. */
+    const checkVisible = async (peer: string) => {
+      const root = path.join(dir, peer, 'media', uploadId)
+      for (const entry of await readdir(root, {recursive: true, withFileTypes: true}).catch(() => [])) {
+        if (!entry.isFile() || entry.name.startsWith('.')) continue
+        const relative = path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/')
+        assert.equal(sha256(await readFile(path.join(entry.parentPath, entry.name))), expected.get(relative), `${relative} visible on ${peer} but not whole`)
+      }
+    }
+    const recorded = async (peer: string) => {
+      const {rows} = await db!.query(
+        `SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = $2 AND r.sha256 = a.sha256`,
+        [uploadId, peer]
+      )
+      return (rows[0] as {n: number}).n
+    }
+    const partOf = (peer: string) => path.join(dir, peer, 'media', uploadId, '.replica-video.mp4.part')
+    const partSize = (peer: string) => stat(partOf(peer)).then((s) => s.size, () => 0)
+
+    // Fault 1: node2's link goes down once its large copy is a quarter in, and comes back 4 s later.
+    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node2')) < (8 << 20); ) await pause(20)
+    assert.ok((await partSize('node2')) >= 8 << 20, 'node2 was receiving the large artifact before its link was cut')
+    await bed.cutLink(bed.hosts[1]!)
+    process.stdout.write(`# node2's link cut with ${(await partSize('node2')) >> 20} MiB of the large copy written\n`)
+    // Fault 2, meanwhile: node3 is killed half-way through its large copy and restarted.
+    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node3')) < (16 << 20) && (await recorded('node3')) === 0; ) await pause(20)
+    await nodes[2]!.kill('SIGKILL')
+    process.stdout.write(`# node3 killed with ${(await partSize('node3')) >> 20} MiB of the large copy written, ${await recorded('node3')} copies recorded\n`)
+    await checkVisible('node3')
+    const atCut = await partSize('node2')
+    await pause(4000)
+    // What was already in flight may land; nothing more crosses a link that is down.
+    assert.ok((await partSize('node2')) - atCut < 2 << 20, 'node2 received next to nothing while its link was down')
+    await bed.restoreLink(bed.hosts[1]!)
+    await checkVisible('node2')
+    const node3 = await start(2)
+    spawned.push(node3)
+
+    const total = Object.keys(files).length
+    for (const until = Date.now() + 150_000; Date.now() < until; await pause(300)) {
+      for (const peer of PEERS) await checkVisible(peer)
+      if ((await recorded('node2')) === total && (await recorded('node3')) === total) break
+    }
+    for (const peer of PEERS) {
+      assert.equal(await recorded(peer), total, `every artifact has a verified replica row for ${peer}`)
+      for (const [relative, digest] of expected) {
+        assert.equal(sha256(await readFile(path.join(dir, peer, 'media', uploadId, ...relative.split('/')))), digest, `${relative} on ${peer}`)
+      }
+      const leftovers = (await readdir(path.join(dir, peer, 'media', uploadId), {recursive: true})).filter((name) => path.basename(String(name)).startsWith('.'))
+      assert.deepEqual(leftovers, [], `no partial copy is left behind on ${peer}`)
+    }
+  })
+})
