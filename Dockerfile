@@ -3,7 +3,7 @@
 # fan-out jobs) or `ingest worker --kinds transcode,snapshot` (the media jobs).
 # Build: docker build -t video-ingest .   Run: see docker-compose.yml and the README's Deploy section.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,7 +14,7 @@ COPY consumers ./consumers
 COPY web ./web
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 # Debian's ffmpeg: the media jobs use it (FFMPEG_PATH/FFPROBE_PATH below), not the npm-shipped builds.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg tini \

@@ -58,8 +58,8 @@ describe('deployment files', () => {
     }
   })
 
-  test('the image is multi-stage, runs as a non-root user, with Debian ffmpeg and a healthcheck on /healthz', () => {
-    assert.equal([...dockerfile.matchAll(/^FROM /gm)].length, 2)
+  test('the image is multi-stage on Node 24, runs as a non-root user, with Debian ffmpeg and a healthcheck on /healthz', () => {
+    assert.deepEqual([...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]), ['node:24-bookworm-slim', 'node:24-bookworm-slim'], 'both stages on Node 24, the recommended runtime')
     assert.match(dockerfile, /^USER node$/m)
     assert.match(dockerfile, /apt-get install[^\n]*\bffmpeg\b/)
     assert.match(dockerfile, /^HEALTHCHECK [\s\S]*\/healthz/m)
