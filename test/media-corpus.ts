@@ -33,10 +33,13 @@ const RECIPES = {
     await ffmpeg([...testsrc(1), '-frames:v', '1', ...X264, tmp('frame.mp4')])
     await ffmpeg(['-i', tmp('frame.mp4'), ...tone(3), '-c:v', 'copy', ...AAC, out])
   },
+  /** WebM as Chrome's MediaRecorder writes it: VP8 + Opus, live (no Duration element, no Cues). */
+  browserWebm: async (out: string) =>
+    ffmpeg([...testsrc(3), ...tone(3), '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '300k', '-c:a', 'libopus', '-shortest', '-f', 'webm', '-live', '1', out]),
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES
-const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts'}
+const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm'}
 
 export interface Corpus {
   /** The input's path, generated on first use. */

@@ -11,7 +11,10 @@ import pino from 'pino'
 import {NoFrameWritten, SnapshotsIncomplete} from '../src/media/errors.js'
 import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/probe.js'
+import {planRenditions} from '../src/media/rendition-ladder.js'
 import {takeSnapshots} from '../src/media/snapshots.js'
+import {transcodeMedia} from '../src/media/transcode.js'
+import {loadConfig} from '../src/config/index.js'
 import {openCorpus, type Corpus, type CorpusInput} from './media-corpus.js'
 import {ffprobe, meanLuma, tools} from './media-fixtures.js'
 
@@ -32,6 +35,26 @@ const snap = async (input: CorpusInput) => {
   const outDir = path.join(out, `snap-${input}`)
   return {outDir, probe, taken: await takeSnapshots({tools, source, probe, outDir, thumbnailCount: 5, timeoutMs: 60_000})}
 }
+
+const ladder = loadConfig({}, {dataDir: '/tmp/unused'}).renditions
+
+const transcode = async (input: CorpusInput) => {
+  const source = await corpus.get(input)
+  const probe = await probeMedia(tools, source)
+  const plan = planRenditions(probe, ladder)
+  const outDir = path.join(out, `transcode-${input}`)
+  await transcodeMedia({tools, source, probe, plan, outDir, preset: 'ultrafast', timeoutMs: 60_000})
+  return {probe, plan, outDir}
+}
+
+/** The EXTINF durations of a media playlist and its TARGETDURATION. */
+async function playlist(file: string): Promise<{segments: number[]; target: number}> {
+  const text = await readFile(file, 'utf8')
+  return {segments: [...text.matchAll(/^#EXTINF:([\d.]+),/gm)].map((m) => Number(m[1])), target: Number(/^#EXT-X-TARGETDURATION:(\d+)/m.exec(text)?.[1])}
+}
+
+const near = (actual: number, expected: number, what: string, within = 0.15) =>
+  assert.ok(Math.abs(actual - expected) <= within, `${what}: ${actual} s, expected ${expected} s within ${within} s`)
 
 const size = async (file: string) => {
   const s = (await ffprobe(file)).streams[0]!
@@ -81,5 +104,18 @@ describe('snapshots of inputs where a step writes no frame (issue 17, point 3)',
     const context = {attempt: 1, log: pino({level: 'silent'}), signal: new AbortController().signal, progress: async () => {}}
     const outcome = await handler({uploadId: 'u1'} as never, context as never)
     assert.deepEqual(outcome, {status: 'dead', reason: 'the video has no picture for thumbnail 3 (at 2.7 s) (poster, 4 thumbnails, storyboard made)'})
+  })
+})
+
+describe('browser-recorded WebM without a duration (issue 17, point 4)', () => {
+  it('is accepted: its duration comes from the last packets, and the MP4 and every playlist last as long', async () => {
+    const source = await corpus.get('browserWebm')
+    assert.equal((await ffprobe(source)).format.duration, undefined, 'the input declares no duration')
+    const {probe, outDir} = await transcode('browserWebm')
+    near(probe.duration, 3, 'probed duration')
+    near(Number((await ffprobe(path.join(outDir, 'video.mp4'))).format.duration), 3, 'MP4')
+    // 320x180 is below every rung: one rendition at its own size.
+    const {segments} = await playlist(path.join(outDir, 'hls/180p/index.m3u8'))
+    near(segments.reduce((a, b) => a + b, 0), 3, 'HLS')
   })
 })

@@ -3,7 +3,9 @@
  * a verdict on whether we can play it. Unplayable inputs throw UnplayableMedia with a reason
  * the uploader understands; that is permanent, no retry changes a file.
  */
+import {spawn} from 'node:child_process'
 import {open, stat} from 'node:fs/promises'
+import {createInterface} from 'node:readline'
 import ffmpeg, {type FfprobeData, type FfprobeStream} from 'fluent-ffmpeg'
 import {FfmpegFailed, UnplayableMedia} from './errors.js'
 import type {MediaTools} from './media-tools.js'
@@ -119,11 +121,33 @@ export async function probeMedia(tools: MediaTools, file: string): Promise<Media
     if (/exited with code/.test(first ?? '')) throw new UnplayableMedia(await describeUnreadable(file), {commandLine, stderr: rest.join('\n')})
     throw new FfmpegFailed(`ffprobe failed: ${first}`, commandLine, rest.join('\n'))
   }
-  return judge(data, size)
+  // Chrome's MediaRecorder writes WebM with no Duration element (nor stream durations).
+  const declared = num(data.format.duration) ?? data.streams.map((s) => num(s.duration)).find((d) => d !== null)
+  return judge(data, size, declared === undefined && data.streams.length > 0 ? await lastPacketEnd(tools, file) : undefined)
+}
+
+/**
+ * Where the last packet of any stream ends, in seconds (pts + duration), from a pass over the
+ * packet index (no decoding: a second or so for an hour of WebM); null when there is none.
+ */
+export async function lastPacketEnd(tools: MediaTools, file: string): Promise<number | null> {
+  const args = ['-v', 'error', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file]
+  const child = spawn(tools.ffprobePath, args, {stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)))
+  const exited = new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve))
+  let end = 0
+  for await (const line of createInterface({input: child.stdout})) {
+    const [pts, duration] = line.split(',').map(Number)
+    if (Number.isFinite(pts)) end = Math.max(end, pts! + (Number.isFinite(duration) ? duration! : 0))
+  }
+  const code = await exited
+  if (code !== 0) throw new FfmpegFailed(`ffprobe failed reading packets (exit ${code})`, [tools.ffprobePath, ...args].join(' '), stderr)
+  return end > 0 ? Math.round(end * 1000) / 1000 : null
 }
 
 /** From ffprobe's answer to a MediaProbe, or the reason it cannot be played. */
-export function judge(data: FfprobeData, size: number): MediaProbe {
+export function judge(data: FfprobeData, size: number, packetsEnd?: number | null): MediaProbe {
   const formatName = data.format.format_name ?? 'unknown'
   const streams = data.streams.map((s) => ({index: s.index, type: s.codec_type ?? 'unknown', codec: s.codec_name ?? null}))
   const videoStream = data.streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic)
@@ -135,7 +159,7 @@ export function judge(data: FfprobeData, size: number): MediaProbe {
   if (videoStream && (!videoStream.codec_name || !videoStream.width || !videoStream.height)) {
     throw new UnplayableMedia('the video stream uses a codec we cannot decode')
   }
-  const duration = num(data.format.duration) ?? num(videoStream?.duration) ?? num(audioStream?.duration)
+  const duration = num(data.format.duration) ?? num(videoStream?.duration) ?? num(audioStream?.duration) ?? num(packetsEnd)
   if (duration === null) throw new UnplayableMedia('file has no duration; it may be damaged')
   return {
     formatName,
