@@ -83,6 +83,22 @@ async function raw(url: string, head: string, body: Buffer, options: {cutAfter?:
   return parseResponses(Buffer.concat(chunks))
 }
 
+/** Sends a request head, then the body in `pieces` with a pause between them (a long upload); every response. */
+async function slowRaw(url: string, head: string, pieces: Buffer[], gapMs: number): Promise<RawResponse[]> {
+  const {hostname, port} = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  const chunks: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+  socket.write(head)
+  for (const piece of pieces) {
+    await new Promise((r) => setTimeout(r, gapMs))
+    socket.write(piece)
+  }
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  return parseResponses(Buffer.concat(chunks))
+}
+
 function requestHead(method: string, url: string, headers: Record<string, string | number>): string {
   const {host, pathname} = new URL(url)
   return `${method} ${pathname} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`
@@ -276,6 +292,32 @@ describe('IETF resumable uploads draft (embedded database)', () => {
       const res = await request('POST', `${node.url}/files/`, {headers: {'Upload-Draft-Interop-Version': '6'}, body: 'x'})
       assert.equal(res.status, 400)
       assert.equal((await node.uploads.list({limit: 1000})).length, before)
+    })
+
+    it('interop 7 and 8: a long append or creation answers 104s about once a second with the growing offset on disk; before 7, none', async () => {
+      const pieces = Array.from({length: 12}, (_, i) => Buffer.alloc(8192, 97 + i))
+      const total = pieces.length * 8192
+      const appendFor = async (version: number) => {
+        const v = {'Upload-Draft-Interop-Version': String(version)}
+        const create = await request('POST', `${node.url}/files/`, {headers: {...v, 'Upload-Complete': '?0'}, body: ''})
+        const location = new URL(create.headers.location!, node.url).toString()
+        const head = requestHead('PATCH', location, {...v, 'Upload-Complete': '?1', 'Upload-Offset': 0, 'Content-Type': 'application/partial-upload', 'Content-Length': total})
+        return slowRaw(location, head, pieces, 300)
+      }
+      const creation = slowRaw(`${node.url}/files/`, requestHead('POST', `${node.url}/files/`, {'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?1', 'Content-Length': total}), pieces, 300)
+      const [seven, six, eight] = await Promise.all([appendFor(7), appendFor(6), creation])
+      for (const [name, responses, first] of [['interop 7 append', seven, 0], ['interop 8 creation', eight, 1]] as const) {
+        const progress = responses.slice(first, -1)
+        assert.ok(responses.slice(0, -1).every((r) => r.status === 104), `${name}: ${responses.map((r) => r.status)}`)
+        assert.equal(responses.at(-1)!.status, first === 0 ? 204 : 201, name)
+        assert.ok(progress.length >= 2, `${name}: ${progress.length} progress 104s over ~3.6 s`)
+        const offsets = progress.map((r) => Number(r.headers['upload-offset']))
+        assert.ok(offsets.every((o, i) => o > 0 && o <= total && (i === 0 || o > offsets[i - 1]!)), `${name}: offsets grow: ${offsets}`)
+        assert.ok(progress.every((r) => r.reason === 'Upload Resumption Supported' && r.headers['upload-draft-interop-version'] !== undefined), name)
+        assert.equal(responses.at(-1)!.headers['upload-offset'], String(total))
+      }
+      assert.ok(eight[0]!.headers.location, 'the creation 104 still comes first, with Location')
+      assert.deepEqual(six.map((r) => r.status), [204], 'interop 6 defines no progress 104s')
     })
 
     it('an unsupported interop version gets 400 and no 104', async () => {

@@ -6,6 +6,7 @@
 import type {Readable} from 'node:stream'
 import type {Upload} from '@tus/utils'
 import {bindUploadToRequest} from '../logger.js'
+import type {ChunkObserver} from '../uploads/hashing-file-sink.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import {UploadStore, type UploadStoreOptions} from '../uploads/upload-store.js'
 import type {NodeMetrics} from './node-metrics.js'
@@ -26,9 +27,9 @@ export class ObservedUploadStore extends UploadStore {
     return created
   }
 
-  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+  override async write(readable: Readable, id: string, offset: number, observers: readonly ChunkObserver[] = []): Promise<number> {
     try {
-      const end = await super.write(readable, id, offset)
+      const end = await super.write(readable, id, offset, observers)
       this.metrics.bytesReceived.inc(Math.max(0, end - offset))
       return end
     } catch (error) {

@@ -13,7 +13,7 @@ import {ERRORS, type Upload} from '@tus/utils'
 import {BadRequest, ChecksumMismatch, storageError, type AppError} from '../errors.js'
 import {currentRequest, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest} from './checksum.js'
-import {HashingFileSink} from './hashing-file-sink.js'
+import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
 import {UploadCatalog} from './upload-catalog.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
 import {UploadStatus} from './upload-status.js'
@@ -79,7 +79,8 @@ export class UploadStore extends FileStore {
     return upload
   }
 
-  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+  /** `observers` see each chunk once it is on disk, after the hashers (e.g. to report progress). */
+  override async write(readable: Readable, id: string, offset: number, observers: readonly ChunkObserver[] = []): Promise<number> {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const file = this.filePath(id)
@@ -90,7 +91,7 @@ export class UploadStore extends FileStore {
     const before = digest ? hasher.copy() : undefined
     if (digest) await this.uploads.setUnverifiedFrom(id, offset)
 
-    const sink = new HashingFileSink(file, offset, digest ? [hasher, digest] : [hasher])
+    const sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), ...observers])
     let failure: unknown
     try {
       await pipeline(readable, sink)

@@ -37,15 +37,17 @@ export interface VersionRules {
   problems: readonly ProblemType[]
   /** An append without the completeness field: -01 reads it as complete, later drafts require it. */
   appendCompleteByDefault: boolean
+  /** Since -06: 104 interim responses with the offset reached while the content streams. */
+  progressInterims: boolean
 }
 
 const RULES: Record<InteropVersion, VersionRules> = {
-  3: {completenessField: 'Upload-Incomplete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: true},
-  4: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: false},
-  5: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: false},
-  6: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'expires', problems: ['mismatchingOffset', 'completedUpload'], appendCompleteByDefault: false},
-  7: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'max-age', problems: ['mismatchingOffset', 'completedUpload', 'inconsistentLength'], appendCompleteByDefault: false},
-  8: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'max-age', problems: ['mismatchingOffset', 'completedUpload', 'inconsistentLength'], appendCompleteByDefault: false},
+  3: {completenessField: 'Upload-Incomplete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: true, progressInterims: false},
+  4: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: false, progressInterims: false},
+  5: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: false, limitAgeKey: null, problems: [], appendCompleteByDefault: false, progressInterims: false},
+  6: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'expires', problems: ['mismatchingOffset', 'completedUpload'], appendCompleteByDefault: false, progressInterims: false},
+  7: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'max-age', problems: ['mismatchingOffset', 'completedUpload', 'inconsistentLength'], appendCompleteByDefault: false, progressInterims: true},
+  8: {completenessField: 'Upload-Complete', appendNeedsPartialUploadType: true, limitAgeKey: 'max-age', problems: ['mismatchingOffset', 'completedUpload', 'inconsistentLength'], appendCompleteByDefault: false, progressInterims: true},
 }
 
 export function rulesOf(version: InteropVersion): VersionRules {

@@ -8,6 +8,7 @@ import type {RequestBody} from './request-body.js'
 import {RequestBody as Body, type BodyEnd} from './request-body.js'
 import {DraftError} from './draft-error.js'
 import type {DraftRequest} from './draft-request.js'
+import {writeInterimResponse} from './informational.js'
 
 export interface Received {
   offset: number
@@ -51,7 +52,12 @@ export async function receiveContent(
   if (contentLength !== 0) {
     const body = new Body(ctx.req, room, tooLarge)
     supersession.watch(body)
-    offset = await deps.store.write(body, upload.id, upload.offset)
+    const progress = draft.rules.progressInterims ? new ProgressInterims(draft, upload.offset) : undefined
+    try {
+      offset = await deps.store.write(body, upload.id, upload.offset, progress ? [progress] : [])
+    } finally {
+      progress?.stop()
+    }
     end = body.outcome
   }
 
@@ -65,6 +71,39 @@ export async function receiveContent(
   await deps.completion.complete(upload.id)
   return {offset, length, complete: true, end}
 }
+
+/**
+ * While the content streams, a 104 about once a second with the offset on disk (interop 7+),
+ * so a client can show progress and knows where to resume. Stopped before the final answer.
+ */
+class ProgressInterims {
+  private offset: number
+  private sent: number
+  private readonly timer: NodeJS.Timeout
+
+  constructor(draft: DraftRequest, start: number) {
+    this.offset = this.sent = start
+    this.timer = setInterval(() => {
+      if (this.offset === this.sent) return
+      this.sent = this.offset
+      writeInterimResponse(draft.ctx.req, draft.ctx.res, 104, 'Upload Resumption Supported', {
+        'Upload-Draft-Interop-Version': String(draft.version),
+        'Upload-Offset': String(this.offset),
+      })
+    }, PROGRESS_INTERVAL_MS)
+    this.timer.unref()
+  }
+
+  update(chunk: Uint8Array): void {
+    this.offset += chunk.byteLength
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+}
+
+const PROGRESS_INTERVAL_MS = 1000
 
 export function inconsistentLength(message: string, headers: Record<string, string> = {}): DraftError {
   return new DraftError(400, message, {type: 'inconsistentLength'}, headers)
