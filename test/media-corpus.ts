@@ -36,6 +36,12 @@ const RECIPES = {
   /** WebM as Chrome's MediaRecorder writes it: VP8 + Opus, live (no Duration element, no Cues). */
   browserWebm: async (out: string) =>
     ffmpeg([...testsrc(3), ...tone(3), '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '300k', '-c:a', 'libopus', '-shortest', '-f', 'webm', '-live', '1', out]),
+  /** HEVC Main10 HLG, as an iPhone 12+ records by default (the samples are SDR ones, the tags say HLG). */
+  hdrHlg: async (out: string) =>
+    ffmpeg([
+      ...testsrc(2), ...tone(2), '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p10le',
+      '-color_primaries', 'bt2020', '-color_trc', 'arib-std-b67', '-colorspace', 'bt2020nc', '-tag:v', 'hvc1', ...AAC, '-shortest', out,
+    ]),
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES

@@ -3,10 +3,12 @@
  * through the media module, with assertions on what a viewer gets.
  */
 import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
+import {promisify} from 'node:util'
 import pino from 'pino'
 import {NoFrameWritten, SnapshotsIncomplete} from '../src/media/errors.js'
 import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
@@ -15,8 +17,10 @@ import {planRenditions} from '../src/media/rendition-ladder.js'
 import {takeSnapshots} from '../src/media/snapshots.js'
 import {transcodeMedia} from '../src/media/transcode.js'
 import {loadConfig} from '../src/config/index.js'
-import {openCorpus, type Corpus, type CorpusInput} from './media-corpus.js'
+import {ffmpeg, openCorpus, type Corpus, type CorpusInput} from './media-corpus.js'
 import {ffprobe, meanLuma, tools} from './media-fixtures.js'
+
+const exec = promisify(execFile)
 
 let corpus: Corpus
 let out: string
@@ -55,6 +59,12 @@ async function playlist(file: string): Promise<{segments: number[]; target: numb
 
 const near = (actual: number, expected: number, what: string, within = 0.15) =>
   assert.ok(Math.abs(actual - expected) <= within, `${what}: ${actual} s, expected ${expected} s within ${within} s`)
+
+/** The first video stream's colour tags and the like, as ffprobe reports them. */
+async function videoStream(file: string): Promise<Record<string, string | number | undefined>> {
+  const {stdout} = await exec(tools.ffprobePath, ['-v', 'error', '-select_streams', 'v:0', '-show_streams', '-of', 'json', file])
+  return (JSON.parse(stdout) as {streams: Record<string, string | number | undefined>[]}).streams[0]!
+}
 
 const size = async (file: string) => {
   const s = (await ffprobe(file)).streams[0]!
@@ -117,5 +127,22 @@ describe('browser-recorded WebM without a duration (issue 17, point 4)', () => {
     // 320x180 is below every rung: one rendition at its own size.
     const {segments} = await playlist(path.join(outDir, 'hls/180p/index.m3u8'))
     near(segments.reduce((a, b) => a + b, 0), 3, 'HLS')
+  })
+})
+
+describe('HDR video (issue 17, point 2)', () => {
+  it('HEVC Main10 HLG comes out as 8-bit H.264 tagged BT.709 in the MP4 and every rendition, and the poster is tone-mapped', async () => {
+    const {outDir} = await transcode('hdrHlg')
+    for (const file of ['video.mp4', 'hls/180p/seg_0000.ts']) {
+      const v = await videoStream(path.join(outDir, file))
+      assert.deepEqual([v.codec_name, v.pix_fmt, v.color_primaries, v.color_transfer, v.color_space], ['h264', 'yuv420p', 'bt709', 'bt709', 'bt709'], file)
+    }
+    const {outDir: snaps, taken} = await snap('hdrHlg')
+    assert.deepEqual(taken.failures, [])
+    // The same frame converted as if it were SDR (what came out before): tone mapping changes it visibly.
+    const naive = path.join(snaps, 'naive.jpg')
+    await ffmpeg(['-i', await corpus.get('hdrHlg'), '-vf', 'thumbnail=60', '-frames:v', '1', '-update', '1', naive])
+    const [mapped, untouched] = [await meanLuma(path.join(snaps, 'poster.jpg')), await meanLuma(naive)]
+    assert.ok(Math.abs(mapped - untouched) > 8, `poster mean luma ${mapped}, untouched HLG samples ${untouched}`)
   })
 })

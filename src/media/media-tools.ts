@@ -19,7 +19,7 @@ export interface MediaTools {
 }
 
 export const REQUIRED_ENCODERS = ['libx264', 'aac', 'mjpeg'] as const
-export const REQUIRED_FILTERS = ['scale', 'thumbnail', 'tile', 'signalstats', 'select'] as const
+export const REQUIRED_FILTERS = ['scale', 'thumbnail', 'tile', 'signalstats', 'select', 'zscale', 'tonemap'] as const
 
 function onPath(name: string, searchPath: string): string | undefined {
   for (const dir of searchPath.split(path.delimiter)) {

@@ -25,6 +25,8 @@ export interface VideoStreamInfo {
   bitrate: number | null
   /** Seconds of picture when the stream says: less than the file's for a still beside minutes of audio. */
   duration?: number | null
+  /** As ffprobe names them (`arib-std-b67`, `bt2020`, `bt2020nc`); null when untagged. */
+  color?: {transfer: string | null; primaries: string | null; matrix: string | null}
 }
 
 export interface AudioStreamInfo {
@@ -80,6 +82,7 @@ function videoInfo(stream: FfprobeStream): VideoStreamInfo {
     frameRate: frameRate(stream.avg_frame_rate) ?? frameRate(stream.r_frame_rate),
     bitrate: num(stream.bit_rate),
     duration: num(stream.duration),
+    color: {transfer: stream.color_transfer ?? null, primaries: stream.color_primaries ?? null, matrix: stream.color_space ?? null},
   }
 }
 

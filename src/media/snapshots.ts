@@ -10,6 +10,7 @@ import {writeAtomically, writeFileAtomically} from './artifact-files.js'
 import {NoFrameWritten} from './errors.js'
 import {runFfmpeg, type FfmpegRunResult} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
+import {pictureFilters} from './picture.js'
 import type {MediaProbe, VideoStreamInfo} from './probe.js'
 import {even, storyboardInterval, thumbnailTimes} from './rendition-ladder.js'
 
@@ -83,9 +84,9 @@ async function poster(o: SnapshotOptions): Promise<string> {
   const duration = pictureSeconds(o.probe)
   const start = duration > 4 ? Math.min(duration * 0.1, 30) : 0
   const window = Math.min(POSTER_WINDOW_SECONDS, duration - start)
-  const scale = `scale='min(${POSTER_MAX_WIDTH},iw)':-2`
+  const picture = pictureFilters(o.probe.video, `scale='min(${POSTER_MAX_WIDTH},iw)':-2`)
   // Every frame in the window dark (a night scene, a black video with sound): the most representative dark frame it is.
-  const ways = seekingWays(start, window, [[scale, ...SKIP_DARK, 'thumbnail=60'], [scale, 'thumbnail=60']], [scale])
+  const ways = seekingWays(start, window, [[...picture, ...SKIP_DARK, 'thumbnail=60'], [...picture, 'thumbnail=60']], picture)
   await writeAtomically(path.join(o.outDir, POSTER), (temp) => grab(o, temp, 'the poster', ways, 3))
   return POSTER
 }
@@ -100,7 +101,7 @@ async function thumbnails(o: SnapshotOptions): Promise<{made: string[]; missing:
   await writeAtomically(path.join(o.outDir, 'thumbs'), async (temp) => {
     await mkdir(temp, {recursive: true})
     for (const [i, time] of times.entries()) {
-      const filters = [`scale=${THUMB_WIDTH}:-2`]
+      const filters = pictureFilters(o.probe.video, `scale=${THUMB_WIDTH}:-2`)
       try {
         await grab(o, path.join(temp, names[i]!), `thumbnail ${i + 1} (at ${time} s)`, seekingWays(time, undefined, [filters], filters), 4)
         made.push(`thumbs/${names[i]}`)
@@ -139,7 +140,7 @@ async function storyboard(o: SnapshotOptions): Promise<string[]> {
   const tile = {width: TILE_WIDTH, height: even((TILE_WIDTH * video.displayHeight) / video.displayWidth)}
   const columns = Math.min(STORYBOARD_COLUMNS, tiles)
   const rows = Math.ceil(tiles / STORYBOARD_COLUMNS)
-  const layout = [`scale=${tile.width}:${tile.height}`, `tile=${columns}x${rows}`]
+  const layout = [...pictureFilters(video, `scale=${tile.width}:${tile.height}`), `tile=${columns}x${rows}`]
   // fps duplicates frames over gaps, so tiles stay on their cues; it writes nothing for a clip
   // shorter than its first tick (a single frame): then the first frame and one per interval after it.
   const ways: Way[] = [
