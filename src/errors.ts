@@ -42,6 +42,9 @@ export const UnsupportedMediaType = kind(415, 'UnsupportedMediaType')
 export const Locked = kind(423, 'Locked')
 /** tus checksum extension: the bytes of the request did not match Upload-Checksum. */
 export const ChecksumMismatch = kind(460, 'ChecksumMismatch')
+/** A limit per caller (uploads/caller-limits.ts); carries Retry-After. */
+export const TooManyRequests = kind(429, 'TooManyRequests')
+export type TooManyRequests = InstanceType<typeof TooManyRequests>
 export const ServiceUnavailable = kind(503, 'ServiceUnavailable')
 export const InsufficientStorage = kind(507, 'InsufficientStorage')
 

@@ -28,6 +28,9 @@ import {UploadSweeper} from './uploads/upload-sweeper.js'
 import {NodeMetrics} from './metrics/node-metrics.js'
 import {ObservedUploadStore} from './metrics/observed-upload-store.js'
 import {UploadRetention} from './uploads/retention.js'
+import {UploadChanges} from './uploads/upload-changes.js'
+import {CallerLimits, callerLimitSettings, inFlightQuota} from './uploads/caller-limits.js'
+import {PeriodicTask} from './lifecycle/periodic-task.js'
 
 export interface RunningNode {
   url: string
@@ -63,7 +66,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const storageDir = uploadsDirectory(config.dataDir)
   await mkdir(storageDir, {recursive: true})
   const db = await openDatabase(config)
-  const uploads = new UploadRepository(db)
+  const limits = new CallerLimits(db, callerLimitSettings(config), {id: config.nodeId, ttlMs: config.nodeTtl})
+  const uploads = new UploadRepository(db, inFlightQuota(limits.settings))
   const metrics = new NodeMetrics({nodeId: config.nodeId})
   const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
@@ -82,8 +86,10 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
 
+  const changes = new UploadChanges(db, config.databaseUrl, log)
+  await changes.start()
   let startedPipeline: Pipeline | undefined
-  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, closing: shuttingDown.signal, resumableDraft: {config, locker, store, uploads, completion}})
+  const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, closing: shuttingDown.signal, limits, changes, resumableDraft: {config, locker, store, uploads, completion, limits}})
   const server = http.createServer(app.callback())
   // Uploads over slow networks: no request timeout, but drop connections that go silent.
   server.requestTimeout = 0
@@ -110,6 +116,9 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`
   self.url ||= host === '0.0.0.0' || host === '[::]' ? `http://${os.hostname()}:${port}` : url
   await clusterParts.cluster.registry.start()
+  await limits.forgetOwnStreams()
+  const limitsHousekeeping = new PeriodicTask(() => limits.prune().catch((error: unknown) => log.warn({err: error}, 'pruning the limits per caller failed')), 60_000)
+  limitsHousekeeping.start()
 
   const sweeper = new UploadSweeper(store, completion, concatenation, log, config.expirySweepInterval)
   await sweeper.sweep()
@@ -151,6 +160,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       server.closeAllConnections()
       await stopped
       await sweeper.stop()
+      await limitsHousekeeping.stop()
+      await changes.close()
       await clusterParts.reconciler.stop()
       await clusterParts.cluster.registry.stop()
       await retention.stop()

@@ -12,6 +12,8 @@ export interface RequestContext {
   requestId: string
   /** The JWT subject, or null for anonymous uploads (auth disabled). */
   subject: string | null
+  /** The client's address (the forwarded one with TRUST_PROXY): the caller when there is no subject. */
+  clientIp?: string
   log: Logger
   /** Set by the store when it knows when the touched upload expires (Upload-Expires). */
   uploadExpiresAt?: Date | null

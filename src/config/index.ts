@@ -95,6 +95,11 @@ export const configSchema = z.object({
   authAudience: optionalString,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
+  /** Limits per caller (JWT subject, else client address); 0 turns one off (uploads/caller-limits.ts). */
+  quotaUploadsInFlight: z.coerce.number().int().min(0),
+  quotaBytesInFlight: size,
+  rateLimitCreations: z.coerce.number().int().min(0),
+  sseMaxPerSubject: z.coerce.number().int().min(0),
   /** How often an upload's event stream looks for changes, and how often it sends a heartbeat. */
   eventsPollInterval: duration,
   eventsHeartbeatInterval: duration,
@@ -169,6 +174,10 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authAudience: 'AUTH_AUDIENCE',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
+  quotaUploadsInFlight: 'QUOTA_UPLOADS_IN_FLIGHT',
+  quotaBytesInFlight: 'QUOTA_BYTES_IN_FLIGHT',
+  rateLimitCreations: 'RATE_LIMIT_CREATIONS',
+  sseMaxPerSubject: 'SSE_MAX_PER_SUBJECT',
   eventsPollInterval: 'EVENTS_POLL_INTERVAL',
   eventsHeartbeatInterval: 'EVENTS_HEARTBEAT_INTERVAL',
   nodeUrl: 'NODE_URL',

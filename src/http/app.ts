@@ -16,6 +16,8 @@ import {MediaRepository} from '../media/media-repository.js'
 import type {UploadConcatenation} from '../uploads/concatenation.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
+import type {CallerLimits} from '../uploads/caller-limits.js'
+import type {UploadChanges} from '../uploads/upload-changes.js'
 import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
 import {requestContext, type AppState} from './request-context.js'
@@ -49,6 +51,10 @@ export interface AppDeps {
   /** The IETF resumable-upload draft endpoint's own dependencies (the same store, locker, completion as tus). */
   resumableDraft: ResumableDraftDeps
   storageDir: string
+  /** Limits per caller: creations (tus, draft) and event streams. */
+  limits: CallerLimits
+  /** The node's one listener for upload changes, which feeds every event stream. */
+  changes?: UploadChanges
   /** The node's job pipeline, once started (the admin API requeues through it). */
   pipeline: () => Pipeline | undefined
 }
@@ -62,7 +68,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const jobs = new JobRepository(deps.db)
   const uploads = uploadRoutes(deps.uploads, jobs, new MediaRepository(deps.db))
   const uploadEvents = uploadEventRoutes(
-    {db: deps.db, uploads: deps.uploads, jobs},
+    {db: deps.db, uploads: deps.uploads, jobs, changes: deps.changes, limits: deps.limits, log: deps.log},
     {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}
   )
   const origins = allowedOrigins(deps.config)
@@ -88,8 +94,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(authenticate(deps.authenticator))
   app.use(ownerForwarding(deps.cluster.cluster, deps.uploads))
   app.use(resumableDraftEndpoint(deps.resumableDraft))
-  app.use(tusEndpoint({tus: deps.tus, config: deps.config, uploads: deps.uploads, store: deps.store, concatenation: deps.concatenation}))
-  app.use(uploadEvents.routes())
+  app.use(tusEndpoint({tus: deps.tus, config: deps.config, uploads: deps.uploads, store: deps.store, concatenation: deps.concatenation, limits: deps.limits}))
+  app.use(uploadEvents.router.routes())
   app.use(uploads.routes()).use(uploads.allowedMethods())
   app.on('error', (error: Error) => deps.log.debug({err: error}, 'connection error'))
   return app

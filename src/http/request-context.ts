@@ -19,7 +19,7 @@ export function requestContext(log: Logger): Middleware<AppState> {
     const incoming = ctx.get('x-request-id')
     const requestId = SANE_ID.test(incoming) ? incoming : randomUUID()
     const uploadId = UPLOAD_ID_IN_PATH.exec(ctx.path)?.[1]
-    const context: RequestContext = {requestId, subject: null, log: log.child({requestId, ...(uploadId ? {uploadId} : {})})}
+    const context: RequestContext = {requestId, subject: null, clientIp: ctx.ip, log: log.child({requestId, ...(uploadId ? {uploadId} : {})})}
     ctx.state.context = context
     ctx.set('X-Request-Id', requestId)
     const started = process.hrtime.bigint()

@@ -10,6 +10,7 @@ import type {Context} from 'koa'
 import type {UploadRecord} from '../db/entities/upload.js'
 import {BadRequest, Forbidden, Gone} from '../errors.js'
 import type {RequestContext} from '../request-context.js'
+import {callerOf} from '../uploads/caller-limits.js'
 import {PARTIAL, type UploadConcatenation} from '../uploads/concatenation.js'
 import {decodeMetadata} from '../uploads/metadata.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
@@ -63,7 +64,7 @@ export async function createFinalUpload(ctx: Context, context: RequestContext, p
       throw new BadRequest('Upload-Metadata is invalid: comma-separated "key base64value" pairs with unique keys')
     }
   }
-  const row = await deps.concatenation.createFinal({header: ctx.get('upload-concat').trim(), partIds, metadata, owner: context.subject})
+  const row = await deps.concatenation.createFinal({header: ctx.get('upload-concat').trim(), partIds, metadata, owner: context.subject, caller: callerOf(context)})
   ctx.body = null // before the status: koa turns an empty body into a 204 otherwise
   ctx.status = 201
   ctx.set({'Tus-Resumable': '1.0.0', Location: deps.uploadUrl(ctx, row.id), 'Upload-Concat': row.uploadConcat!})

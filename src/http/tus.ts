@@ -16,6 +16,7 @@ import {currentRequest, uploadBeforeLock} from '../request-context.js'
 import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
+import {callerOf, type CallerLimits} from '../uploads/caller-limits.js'
 import {errorToAnswer} from './error-handler.js'
 import {serveUploadDownload} from './upload-download.js'
 import type {AppState} from './request-context.js'
@@ -82,6 +83,8 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
 
 export interface TusEndpointDeps extends Omit<ConcatDeps, 'uploadUrl'> {
   tus: TusServer
+  /** Creations count against their caller's rate (in-flight quotas are checked by the insert). */
+  limits?: CallerLimits
   config: Pick<Config, 'publicUrl'>
 }
 
@@ -106,6 +109,7 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
       const id = UPLOAD_ID.exec(ctx.path)?.[1]
       if (!id && ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/`) throw new NotFound('no such upload: an upload URL is /files/<id>')
       if (ctx.method === 'GET') return await serveUploadDownload(ctx, id ?? '', deps)
+      if (ctx.method === 'POST' && !id) await deps.limits?.admitCreation(callerOf(context))
 
       // TUSKit (iOS) separates metadata pairs with ", "; the protocol's parser wants ",".
       const metadata = ctx.get('upload-metadata')
@@ -174,6 +178,8 @@ function decorate(method: string, response: Response): Response {
   // @tus/server's error hook carries a status and a body, not headers: a 503 (our database or
   // storage is unavailable) still tells the client when to come back.
   if (status === 503 && !headers.has('Retry-After')) headers.set('Retry-After', '5')
+  // A creation past its caller's in-flight quota (the only 429 raised under @tus/server).
+  if (status === 429 && !headers.has('Retry-After')) headers.set('Retry-After', '60')
   if (headers.has('Tus-Extension')) headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS)
   const context = currentRequest()
   if (context?.uploadConcat && (status === 200 || status === 201)) headers.set('Upload-Concat', context.uploadConcat)

@@ -31,6 +31,8 @@ export interface FinalUploadRequest {
   partIds: string[]
   metadata: Record<string, string | null> | undefined
   owner: string | null
+  /** Who creates it, for the in-flight quota (uploads/caller-limits.ts). */
+  caller?: string
 }
 
 export class UploadConcatenation {
@@ -74,6 +76,7 @@ export class UploadConcatenation {
     const row = await this.uploads.insert({
       id: randomBytes(16).toString('hex'),
       owner: request.owner,
+      caller: request.caller ?? null,
       filename,
       filetype,
       metadata: encodeMetadata(request.metadata),

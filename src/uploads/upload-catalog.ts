@@ -7,6 +7,7 @@ import type {Configstore} from '@tus/file-store'
 import {Upload} from '@tus/utils'
 import {Gone, NotFound} from '../errors.js'
 import {currentRequest} from '../request-context.js'
+import {callerOf} from './caller-limits.js'
 import {decodeMetadata, describeUpload, encodeMetadata} from './metadata.js'
 import type {UploadRepository} from './upload-repository.js'
 import {UploadStatus, isGone} from './upload-status.js'
@@ -47,6 +48,7 @@ export class UploadCatalog implements Configstore {
     await this.uploads.insert({
       id,
       owner: context?.subject ?? null,
+      caller: context ? callerOf(context) : null,
       filename,
       filetype,
       metadata: encodeMetadata(upload.metadata),

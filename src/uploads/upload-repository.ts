@@ -7,6 +7,7 @@ import {OutboxEventEntity} from '../db/entities/outbox-event.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../jobs/messages.js'
 import {SCHEMA_VERSION} from '../jobs/messages.js'
+import {inFlightRefusal, type InFlightQuota, type InFlightUsage} from './caller-limits.js'
 import {UploadStatus} from './upload-status.js'
 
 export interface UploadProgress {
@@ -18,8 +19,9 @@ export interface UploadProgress {
 export const isUploadId = (id: string): boolean => /^[A-Za-z0-9_-]{1,128}$/.test(id)
 
 /** A new row: the concatenation and checksum fields default to null. */
-export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadConcat' | 'concatParts' | 'unverifiedFrom'> &
-  Partial<Pick<UploadRecord, 'uploadConcat' | 'concatParts'>>
+export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadConcat' | 'concatParts' | 'unverifiedFrom' | 'caller'> &
+  Partial<Pick<UploadRecord, 'uploadConcat' | 'concatParts' | 'caller'>>
+
 
 export interface UploadListQuery {
   owner?: string | null
@@ -30,13 +32,57 @@ export interface UploadListQuery {
 }
 
 export class UploadRepository {
-  constructor(private readonly db: DataSource) {}
+  constructor(
+    private readonly db: DataSource,
+    /** Checked on every insert that names its caller (off by default: tests, tools). */
+    private readonly quota: InFlightQuota = {uploads: 0, bytes: 0}
+  ) {}
 
+  /** A new upload; past its caller's in-flight quota, TooManyRequests (429) and no row. */
   async insert(record: NewUpload): Promise<UploadRecord> {
+    if (record.caller && (this.quota.uploads > 0 || this.quota.bytes > 0)) {
+      const result = await this.insertWithinQuota({...record, caller: record.caller}, this.quota)
+      if ('refused' in result) throw inFlightRefusal(result.refused, this.quota)
+      return result.row
+    }
     const now = new Date()
-    const row: UploadRecord = {uploadConcat: null, concatParts: null, unverifiedFrom: null, ...record, createdAt: now, updatedAt: now}
+    const row: UploadRecord = {uploadConcat: null, concatParts: null, unverifiedFrom: null, caller: null, ...record, createdAt: now, updatedAt: now}
     await this.db.getRepository(UploadEntity).insert(row)
     return row
+  }
+
+  /**
+   * Inserts the row only if its caller stays within `quota` (unfinished, unexpired uploads and
+   * their declared bytes; a deferred length counts the bytes received). One statement: the count
+   * and the insert share a snapshot, so creations of one caller running at the same moment do
+   * not see each other and may overshoot by at most their number (bounded by the pool size).
+   * Returns the row, or what the caller had in flight when refused.
+   */
+  async insertWithinQuota(record: NewUpload & {caller: string}, quota: InFlightQuota): Promise<{row: UploadRecord} | {refused: InFlightUsage}> {
+    const now = new Date()
+    const row: UploadRecord = {uploadConcat: null, concatParts: null, unverifiedFrom: null, ...record, createdAt: now, updatedAt: now}
+    const [result] = (await this.db.query(
+      `WITH usage AS (
+         SELECT count(*)::int AS uploads, COALESCE(sum(COALESCE(size, bytes_received)), 0)::bigint AS bytes
+         FROM uploads WHERE caller = $1 AND status = 'uploading' AND (expires_at IS NULL OR expires_at > now())
+       ), inserted AS (
+         INSERT INTO uploads (id, owner, caller, filename, filetype, metadata, size, bytes_received, status, node_id, sha256, md5,
+                              failure_reason, expires_at, completed_at, upload_concat, concat_parts, created_at, updated_at)
+         SELECT $2, $3, $1, $4, $5, $6::jsonb, $7::bigint, $8::bigint, $9, $10, $11, $12, $13, $14::timestamptz, $15::timestamptz, $16,
+                CASE WHEN $17::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text($17::jsonb)) END, $18::timestamptz, $18::timestamptz
+         FROM usage
+         WHERE ($19::int = 0 OR usage.uploads < $19::int) AND ($20::bigint = 0 OR usage.bytes + COALESCE($7::bigint, 0) <= $20::bigint)
+         RETURNING id
+       )
+       SELECT usage.uploads, usage.bytes::text AS bytes, (SELECT count(*) FROM inserted)::int AS inserted FROM usage`,
+      [
+        row.caller, row.id, row.owner, row.filename, row.filetype, JSON.stringify(row.metadata), row.size, row.bytesReceived, row.status, row.nodeId,
+        row.sha256, row.md5, row.failureReason, row.expiresAt?.toISOString() ?? null, row.completedAt?.toISOString() ?? null, row.uploadConcat,
+        row.concatParts ? JSON.stringify(row.concatParts) : null, now.toISOString(), quota.uploads, quota.bytes,
+      ]
+    )) as Array<{uploads: number; bytes: string; inserted: number}>
+    if (result!.inserted === 1) return {row}
+    return {refused: {uploads: Number(result!.uploads), bytes: Number(result!.bytes)}}
   }
 
   /** null for an id that no upload could have (no query: a NUL byte would make PostgreSQL fail). */

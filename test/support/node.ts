@@ -62,6 +62,11 @@ export async function startTestNode(
       expirySweepInterval: 0,
       searchPath: process.env.PATH ?? '',
       shutdownTimeout: 2000,
+      // Suites create uploads and streams by the hundred from one address; test/security/quotas turns them on.
+      quotaUploadsInFlight: 0,
+      quotaBytesInFlight: 0,
+      rateLimitCreations: 0,
+      sseMaxPerSubject: 0,
       ...(schema ? {databaseUrl: TEST_DATABASE_URL, databaseSchema: schema.schema} : {}),
       ...overrides,
     }

@@ -37,6 +37,9 @@ export interface NodeProcess {
  * memory figures then mean what they mean in production, without a TypeScript loader.
  * `options.host`: inside that testbed host (test/support/netns.ts), listening on its address.
  */
+/** Suites create uploads and streams by the hundred from one address; test/security turns the limits on. */
+const LIMITS_OFF = {QUOTA_UPLOADS_IN_FLIGHT: '0', QUOTA_BYTES_IN_FLIGHT: '0', RATE_LIMIT_CREATIONS: '0', SSE_MAX_PER_SUBJECT: '0'}
+
 export async function spawnNode(env: Record<string, string>, port?: number, options: {execArgv?: string[]; host?: TestbedHost} = {}): Promise<NodeProcess> {
   port ??= await freePort()
   const main = path.join(root, 'dist/src/main.js')
@@ -46,7 +49,7 @@ export async function spawnNode(env: Record<string, string>, port?: number, opti
   const [command, args] = options.host ? options.host.exec(process.execPath, argv) : [process.execPath, argv]
   const child = spawn(command, args, {
     cwd: root,
-    env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: address, PORT: String(port), LOG_LEVEL: 'warn', ...env},
+    env: {PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: address, PORT: String(port), LOG_LEVEL: 'warn', ...LIMITS_OFF, ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

@@ -6,6 +6,8 @@ import {bigintAsNumber} from '../columns.js'
 export interface UploadRecord {
   id: string
   owner: string | null
+  /** Who created it, for the limits per caller: "sub:<JWT subject>" or "ip:<address>" (null: not counted). */
+  caller: string | null
   filename: string | null
   filetype: string | null
   /** The tus Upload-Metadata pairs, values base64-encoded as on the wire (echoed on HEAD). */
@@ -39,6 +41,7 @@ export const UploadEntity = new EntitySchema<UploadRecord>({
   columns: {
     id: {type: 'text', primary: true},
     owner: {type: 'text', nullable: true},
+    caller: {type: 'text', nullable: true},
     filename: {type: 'text', nullable: true},
     filetype: {type: 'text', nullable: true},
     metadata: {type: 'jsonb'},

@@ -7,6 +7,7 @@ import {Metadata, Uid, Upload} from '@tus/utils'
 import {BadRequest, PayloadTooLarge} from '../../errors.js'
 import {currentRequest} from '../../request-context.js'
 import {describeUpload} from '../../uploads/metadata.js'
+import {callerOf} from '../../uploads/caller-limits.js'
 import type {DraftRequest} from './draft-request.js'
 import {writeInterimResponse} from './informational.js'
 import {dispositionFilename, indicatedLength, mediaType, parseCompleteness, parseSfInteger, PARTIAL_UPLOAD_TYPE} from './interop.js'
@@ -25,6 +26,8 @@ export async function createUpload(draft: DraftRequest): Promise<void> {
   const maxSize = deps.config.maxUploadSize
   if (length !== undefined && maxSize > 0 && length > maxSize) throw new PayloadTooLarge(`the upload is larger than this server accepts (${maxSize} bytes)`, draft.uploadLimit())
 
+  const context = currentRequest()
+  if (context) await deps.limits?.admitCreation(callerOf(context))
   const id = Uid.rand()
   await deps.store.create(new Upload({id, offset: 0, metadata: metadataOf(draft), ...(length !== undefined ? {size: length} : {})}))
   const location = draft.uploadUrl(id)

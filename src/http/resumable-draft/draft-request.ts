@@ -10,6 +10,7 @@ import {currentRequest} from '../../request-context.js'
 import type {UploadCompletion} from '../../uploads/completion.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import type {UploadStore} from '../../uploads/upload-store.js'
+import type {CallerLimits} from '../../uploads/caller-limits.js'
 import {TUS_PATH} from '../tus.js'
 import {completenessHeader, formatUploadLimit, rulesOf, type InteropVersion, type VersionRules} from './interop.js'
 
@@ -20,6 +21,8 @@ export interface ResumableDraftDeps {
   store: UploadStore
   uploads: UploadRepository
   completion: UploadCompletion
+  /** Creations count against their caller's rate (in-flight quotas are checked by the insert). */
+  limits?: CallerLimits
 }
 
 export interface UploadState {

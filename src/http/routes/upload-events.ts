@@ -10,33 +10,57 @@
  * - A comment every heartbeat interval keeps proxies from closing an idle stream. The stream
  *   stays open until the client closes it (a finished upload may still gain renditions).
  *
- * The stream follows the database by polling (a few small indexed queries per tick), so it
- * works the same on every node, whichever node or worker made the change.
+ * Streams do not poll: the node's one change listener (uploads/upload-changes.ts) wakes the
+ * feed of an upload (upload-feed.ts) whichever node or worker made the change, and the feed
+ * reads the database once for all the streams of that upload. A caller holds at most
+ * SSE_MAX_PER_SUBJECT streams across the cluster (uploads/caller-limits.ts).
  */
 import {PassThrough} from 'node:stream'
 import Router from '@koa/router'
+import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
 import {NotFound} from '../../errors.js'
 import type {JobRepository} from '../../jobs/job-repository.js'
+import {callerOf, type CallerLimits} from '../../uploads/caller-limits.js'
+import type {UploadChanges} from '../../uploads/upload-changes.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import type {AppState} from '../request-context.js'
-import {jobView, uploadView} from './uploads.js'
+import {StreamSubscriber, UploadEventFeeds} from './upload-feed.js'
 
 export interface UploadEventsOptions {
+  /** How often feeds look for changes while no change listener is connected. */
   pollMs: number
   heartbeatMs: number
   /** Aborted when the node shuts down: open streams end (clients reconnect to another node). */
   closing?: AbortSignal
 }
 
-export function uploadEventRoutes(deps: {db: DataSource; uploads: UploadRepository; jobs: JobRepository}, options: UploadEventsOptions): Router<AppState> {
+export interface UploadEventsDeps {
+  db: DataSource
+  uploads: UploadRepository
+  jobs: JobRepository
+  /** The node's change listener (absent: the feeds poll). */
+  changes?: UploadChanges
+  limits?: CallerLimits
+  log: Logger
+}
+
+export function uploadEventRoutes(deps: UploadEventsDeps, options: UploadEventsOptions): {router: Router<AppState>; feeds: UploadEventFeeds} {
   const router = new Router<AppState>({prefix: '/api/uploads'})
+  const feeds = new UploadEventFeeds(deps, deps.changes, {
+    pollMs: options.pollMs,
+    onError: (error) => deps.log.warn({err: error}, 'an upload event feed could not read the database; it retries on the next change'),
+  })
+  // Shutting down: every open stream ends (clients reconnect to another node).
+  options.closing?.addEventListener('abort', () => feeds.close(), {once: true})
 
   router.get('/:id/events', async (ctx) => {
     const id = ctx.params.id!
     const first = await deps.uploads.findById(id)
     if (!first || first.owner !== ctx.state.context.subject) throw new NotFound(`upload ${id.slice(0, 128)} not found`)
     const lastEventId = /^\d{1,18}$/.test(ctx.get('last-event-id')) ? Number(ctx.get('last-event-id')) : 0
+    const release = (await deps.limits?.openStream(callerOf(ctx.state.context))) ?? (async () => {})
+    const log = ctx.state.context.log
 
     const stream = new PassThrough()
     ctx.req.socket.setTimeout(0)
@@ -44,56 +68,23 @@ export function uploadEventRoutes(deps: {db: DataSource; uploads: UploadReposito
     ctx.set({'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'keep-alive'})
     ctx.status = 200
     ctx.body = stream
-
-    let cursor = lastEventId
-    let lastStatus = ''
-    const lastProgress = new Map<string, number>()
-    let closed = false
-    const send = (event: string, data: unknown, id = cursor) => stream.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
     stream.write(`retry: 2000\n\n`)
 
-    const tick = async () => {
-      const outbox = (await deps.db.query(`SELECT id, topic, payload FROM outbox WHERE upload_id = $1 AND id > $2 ORDER BY id LIMIT 500`, [id, cursor])) as Array<{id: string; topic: string; payload: unknown}>
-      for (const row of outbox) {
-        cursor = Number(row.id)
-        send(row.topic, row.payload)
-      }
-      const row = await deps.uploads.findById(id)
-      if (!row) return false
-      const jobs = (await deps.jobs.forUpload(id)).map(jobView)
-      const status = JSON.stringify([row.status, row.failureReason, jobs.map((j) => [j.kind, j.status])])
-      if (status !== lastStatus) {
-        lastStatus = status
-        send('status', {...uploadView(row), jobs})
-      }
-      for (const job of jobs) {
-        if (job.status === 'running' && lastProgress.get(job.kind) !== job.progress) {
-          lastProgress.set(job.kind, job.progress)
-          send('progress', {kind: job.kind, progress: job.progress})
-        }
-      }
-      return true
-    }
-
     const heartbeat = setInterval(() => stream.write(`: heartbeat\n\n`), options.heartbeatMs)
+    let unsubscribe = () => {}
+    let stopped = false
     const stop = () => {
-      closed = true
+      if (stopped) return
+      stopped = true
       clearInterval(heartbeat)
+      unsubscribe()
       stream.end()
+      release().catch((error: unknown) => log.warn({err: error}, 'could not record the end of an event stream'))
     }
+    const subscriber = new StreamSubscriber(lastEventId, (event, data, eventId) => stream.write(`id: ${eventId}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`), stop)
+    unsubscribe = feeds.subscribe(id, subscriber)
     ctx.req.on('close', stop)
-    options.closing?.addEventListener('abort', stop, {once: true})
-
-    void (async () => {
-      try {
-        while (!closed && (await tick())) await new Promise((r) => setTimeout(r, options.pollMs))
-      } catch (error) {
-        ctx.state.context.log.warn({err: error}, 'upload event stream stopped')
-      } finally {
-        stop()
-      }
-    })()
   })
 
-  return router
+  return {router, feeds}
 }
