@@ -21,6 +21,7 @@ import type {UploadChanges} from '../uploads/upload-changes.js'
 import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
 import {requestContext, type AppState} from './request-context.js'
+import {refuseAmbiguousPaths} from './request-path.js'
 import {DRAFT_EXPOSED_HEADERS} from './resumable-draft/interop.js'
 import {resumableDraftEndpoint, type ResumableDraftDeps} from './resumable-draft/endpoint.js'
 import {adminApi} from './routes/admin.js'
@@ -59,6 +60,7 @@ export interface AppDeps {
   pipeline: () => Pipeline | undefined
 }
 
+const OPERATOR_PATH = /^\/(admin|internal)(\/|$)/
 const TUS_HEADERS = ['Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-Size', 'Upload-Offset', 'Upload-Length', 'Upload-Metadata', 'Upload-Defer-Length', 'Upload-Concat', 'Location']
 
 export function createApp(deps: AppDeps): Koa<AppState> {
@@ -75,15 +77,16 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   app.use(requestContext(deps.log))
   app.use(requestLatency(deps.metrics))
-  app.use(
-    cors({
-      origin: (ctx) => (origins === undefined ? '*' : origins.includes(ctx.get('origin')) ? ctx.get('origin') : ''),
-      allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-      exposeHeaders: [...TUS_HEADERS, ...TUS_EXPOSED_HEADERS, ...DRAFT_EXPOSED_HEADERS],
-      maxAge: 86400,
-    })
-  )
+  const browserCors = cors({
+    origin: (ctx) => (origins === undefined ? '*' : origins.includes(ctx.get('origin')) ? ctx.get('origin') : ''),
+    allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    exposeHeaders: [...TUS_HEADERS, ...TUS_EXPOSED_HEADERS, ...DRAFT_EXPOSED_HEADERS],
+    maxAge: 86400,
+  })
+  // Operators' and peers' endpoints are not for web pages: no CORS at all.
+  app.use((ctx, next) => (OPERATOR_PATH.test(ctx.path) ? next() : browserCors(ctx, next)))
   app.use(errorHandler())
+  app.use(refuseAmbiguousPaths())
   app.use(health.routes())
   app.use(adminApi({config: deps.config, log: deps.log, db: deps.db, pipeline: deps.pipeline}))
   app.use(metricsRoute({metrics: deps.metrics, db: deps.db, nodeId: deps.config.nodeId, token: deps.config.metricsToken}))
