@@ -5,9 +5,17 @@ export function parseSince(text: string, now = Date.now()): Date | undefined {
   const trimmed = text.trim()
   if (/^\d+(\.\d+)?\s*[a-z]+$/i.test(trimmed)) {
     const span = ms(trimmed as ms.StringValue)
-    return typeof span === 'number' && Number.isFinite(span) && span >= 0 ? new Date(now - span) : undefined
+    return typeof span === 'number' && Number.isFinite(span) && span >= 0 ? instant(now - span) : undefined
   }
   if (!/^\d{4}-\d{2}-\d{2}/.test(trimmed)) return undefined
-  const at = Date.parse(trimmed)
-  return Number.isNaN(at) ? undefined : new Date(at)
+  return instant(Date.parse(trimmed))
+}
+
+/**
+ * Only instants from 1970 on: a span longer than a Date can go back (99999999999d) is an
+ * Invalid Date, and year 0 is one PostgreSQL refuses; nothing here is older than 1970 anyway.
+ */
+function instant(ms: number): Date | undefined {
+  const at = new Date(ms)
+  return Number.isNaN(at.getTime()) || at.getTime() < 0 ? undefined : at
 }

@@ -93,6 +93,8 @@ export const configSchema = z.object({
   authJwksUrl: url(['http:', 'https:']),
   authIssuer: optionalString,
   authAudience: optionalString,
+  /** Accept bearer JWTs without `exp` (valid forever once issued); off by default. */
+  authAllowNoExpiry: bool,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownTimeout: duration,
   /** Limits per caller (JWT subject, else client address); 0 turns one off (uploads/caller-limits.ts). */
@@ -172,6 +174,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   authJwksUrl: 'AUTH_JWKS_URL',
   authIssuer: 'AUTH_ISSUER',
   authAudience: 'AUTH_AUDIENCE',
+  authAllowNoExpiry: 'AUTH_ALLOW_NO_EXPIRY',
   logLevel: 'LOG_LEVEL',
   shutdownTimeout: 'SHUTDOWN_TIMEOUT',
   quotaUploadsInFlight: 'QUOTA_UPLOADS_IN_FLIGHT',

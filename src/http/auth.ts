@@ -11,7 +11,7 @@ import type {AppState} from './request-context.js'
 
 export type Authenticator = (authorization: string | undefined) => Promise<string | null>
 
-export function createAuthenticator(config: Pick<Config, 'authJwtSecret' | 'authJwksUrl' | 'authIssuer' | 'authAudience'>): Authenticator | null {
+export function createAuthenticator(config: Pick<Config, 'authJwtSecret' | 'authJwksUrl' | 'authIssuer' | 'authAudience'> & Partial<Pick<Config, 'authAllowNoExpiry'>>): Authenticator | null {
   const key: Uint8Array | JWTVerifyGetKey | null = config.authJwtSecret
     ? new TextEncoder().encode(config.authJwtSecret)
     : config.authJwksUrl
@@ -27,13 +27,17 @@ export function createAuthenticator(config: Pick<Config, 'authJwtSecret' | 'auth
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')
     if (!match) throw new Unauthorized('a bearer token is required (Authorization: Bearer <JWT>)', challenge)
-    try {
-      const {payload} = await jwtVerify(match[1]!, key as Uint8Array, options)
-      if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('no subject')
-      return payload.sub
-    } catch {
-      throw new Unauthorized('the bearer token is invalid or expired', {...challenge, 'WWW-Authenticate': 'Bearer realm="video-ingest", error="invalid_token"'})
-    }
+    const invalid = (message: string) => new Unauthorized(message, {...challenge, 'WWW-Authenticate': 'Bearer realm="video-ingest", error="invalid_token"'})
+    const payload = await jwtVerify(match[1]!, key as Uint8Array, options).then(
+      (verified) => verified.payload,
+      () => {
+        throw invalid('the bearer token is invalid or expired')
+      }
+    )
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw invalid('the bearer token is invalid or expired')
+    // A token without exp would be valid forever once leaked (AUTH_ALLOW_NO_EXPIRY accepts it).
+    if (payload.exp === undefined && !config.authAllowNoExpiry) throw invalid('the bearer token has no expiry (exp); ask its issuer for one that expires')
+    return payload.sub
   }
 }
 

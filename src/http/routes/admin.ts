@@ -42,7 +42,7 @@ const since = z
   .transform((v, ctx) => {
     if (v === undefined) return undefined
     const at = parseSince(v)
-    if (!at) ctx.addIssue({code: 'custom', message: 'expected a duration such as 30m or 2h, or an ISO timestamp'})
+    if (!at) ctx.addIssue({code: 'custom', message: 'expected a duration such as 30m or 2h, or an ISO timestamp from 1970 on'})
     return at
   })
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback)

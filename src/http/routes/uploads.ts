@@ -68,7 +68,8 @@ const listQuery = z.object({
   cursor: z.string().max(512).optional(),
 })
 
-const cursorSchema = z.object({c: z.string().datetime(), i: z.string().min(1).max(128)})
+// The id goes to PostgreSQL as a parameter: anything but an upload id (a NUL: a 500) is not one of our cursors.
+const cursorSchema = z.object({c: z.string().datetime(), i: z.string().regex(UPLOAD_ID)})
 
 function encodeCursor(row: UploadRecord): string {
   return Buffer.from(JSON.stringify({c: row.createdAt.toISOString(), i: row.id})).toString('base64url')
