@@ -146,3 +146,14 @@ describe('HDR video (issue 17, point 2)', () => {
     assert.ok(Math.abs(mapped - untouched) > 8, `poster mean luma ${mapped}, untouched HLG samples ${untouched}`)
   })
 })
+
+describe('a still image beside sound (issue 17, point 5)', () => {
+  it('holds the image for as long as the sound lasts: the playlist declares 3 s, TARGETDURATION at least 1, the MP4 shows 3 s of picture', async () => {
+    const {outDir} = await transcode('singleFramePlusAudio')
+    const {segments, target} = await playlist(path.join(outDir, 'hls/180p/index.m3u8'))
+    near(segments.reduce((a, b) => a + b, 0), 3, 'EXTINF sum')
+    assert.ok(target >= 1, `TARGETDURATION ${target}`)
+    near(Number((await videoStream(path.join(outDir, 'video.mp4'))).duration), 3, 'picture in the MP4')
+    assert.ok((await ffprobe(path.join(outDir, 'video.mp4'))).streams.some((s) => s.codec_type === 'audio'), 'sound kept')
+  })
+})

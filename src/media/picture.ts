@@ -3,7 +3,7 @@
  * all look the same: HDR (PQ, HLG) tone-mapped to SDR BT.709, since our H.264 renditions and
  * JPEGs are 8-bit SDR and players show untouched HLG samples washed out.
  */
-import type {VideoStreamInfo} from './probe.js'
+import type {MediaProbe, VideoStreamInfo} from './probe.js'
 
 /** Transfer characteristics of high dynamic range video: PQ (HDR10, Dolby Vision) and HLG (phones, broadcast). */
 const HDR_TRANSFERS = new Set(['smpte2084', 'arib-std-b67'])
@@ -30,4 +30,23 @@ export function pictureFilters(video: Pick<VideoStreamInfo, 'color'>, scale: str
 /** Encoder options that tag tone-mapped output as what it now is. */
 export function colorTags(video: Pick<VideoStreamInfo, 'color'>): string[] {
   return isHdr(video) ? ['-color_primaries', 'bt709', '-color_trc', 'bt709', '-colorspace', 'bt709'] : []
+}
+
+/** Seconds of picture: a still beside minutes of audio has one frame, not minutes of them. */
+export function pictureSeconds(probe: Pick<MediaProbe, 'duration'> & {video: Pick<VideoStreamInfo, 'duration'>}): number {
+  const stream = probe.video.duration
+  return stream && stream < probe.duration ? stream : probe.duration
+}
+
+/** Less than this between the picture's end and the sound's is left alone (encoders' rounding). */
+const STILL_SLACK_SECONDS = 0.5
+
+/**
+ * A picture that stops well before the sound (a podcast's still image, a single frame beside
+ * audio) is held, its last frame cloned until the end: HLS segments are cut on video, and a
+ * 0.04 s video track gives players a 0.04 s playlist.
+ */
+export function holdLastFrame(probe: Pick<MediaProbe, 'duration'> & {video: Pick<VideoStreamInfo, 'duration'>}): string[] {
+  const missing = probe.duration - pictureSeconds(probe)
+  return missing > STILL_SLACK_SECONDS ? [`tpad=stop_mode=clone:stop_duration=${Math.ceil(missing * 1000) / 1000}`] : []
 }

@@ -10,7 +10,7 @@ import {writeAtomically, writeFileAtomically} from './artifact-files.js'
 import {NoFrameWritten} from './errors.js'
 import {runFfmpeg, type FfmpegRunResult} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
-import {pictureFilters} from './picture.js'
+import {pictureFilters, pictureSeconds} from './picture.js'
 import type {MediaProbe, VideoStreamInfo} from './probe.js'
 import {even, storyboardInterval, thumbnailTimes} from './rendition-ladder.js'
 
@@ -35,12 +35,6 @@ const STORYBOARD_MAX_TILES = 100
 const BLACK_LUMA = 24
 const POSTER_WINDOW_SECONDS = 10
 const SKIP_DARK = ['signalstats', `metadata=select:key=lavfi.signalstats.YAVG:value=${BLACK_LUMA}:function=greater`]
-
-/** Seconds of picture: a still beside minutes of audio has one frame, not minutes of them. */
-export function pictureSeconds(probe: MediaProbe & {video: VideoStreamInfo}): number {
-  const stream = probe.video.duration
-  return stream && stream < probe.duration ? stream : probe.duration
-}
 
 /**
  * One way to ask ffmpeg for a picture: input seeking (-ss before -i: fast, from the keyframe

@@ -10,7 +10,7 @@ import ffmpeg from 'fluent-ffmpeg'
 import {writeAtomically, writeFileAtomically} from './artifact-files.js'
 import {runFfmpeg} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
-import {colorTags, pictureFilters} from './picture.js'
+import {colorTags, holdLastFrame, pictureFilters} from './picture.js'
 import type {MediaProbe, VideoStreamInfo} from './probe.js'
 import type {Rendition, TranscodePlan} from './rendition-ladder.js'
 
@@ -52,11 +52,12 @@ export const MASTER_PLAYLIST = 'hls/master.m3u8'
 
 const kbps = (bitrate: string) => Number.parseInt(bitrate, 10)
 
-function videoArgs(r: Rendition, preset: string, video: VideoStreamInfo): string[] {
+function videoArgs(r: Rendition, preset: string, probe: MediaProbe & {video: VideoStreamInfo}): string[] {
   const rate = kbps(r.videoBitrate)
+  const filters = [...pictureFilters(probe.video, `scale=${r.width}:${r.height}`), ...holdLastFrame(probe)]
   return [
     '-map', '0:v:0', '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-vf', pictureFilters(video, `scale=${r.width}:${r.height}`).join(','), ...colorTags(video),
+    '-vf', filters.join(','), ...colorTags(probe.video),
     '-b:v', `${rate}k`, '-maxrate', `${Math.round(rate * 1.1)}k`, '-bufsize', `${rate * 2}k`,
     '-force_key_frames', `expr:gte(t,n_forced*${KEYFRAME_SECONDS})`, '-sc_threshold', '0',
   ]
@@ -204,7 +205,7 @@ async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publish
   }
 
   const {renditions, withAudio} = o.plan
-  const video = o.probe.video!
+  const probe = {...o.probe, video: o.probe.video!}
   const top = renditions[0]!
   // Lowest first (fastest to playable); the top one is the MP4, then a copy of it into HLS.
   const order = [...renditions].reverse()
@@ -216,11 +217,11 @@ async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publish
     const audio = withAudio ? audioArgs(r.audioBitrate) : ['-an']
     let files: string[]
     if (r === top) {
-      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset, video), ...audio], (p) => step.progress(p * 0.95))
+      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset, probe), ...audio], (p) => step.progress(p * 0.95))
       publish.download(MP4_NAME.video)
       files = await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05))
     } else {
-      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, video), ...audio], o.source, step.progress)
+      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, probe), ...audio], o.source, step.progress)
     }
     step.done()
     publish.rendition(r.name, files)
