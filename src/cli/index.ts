@@ -2,7 +2,8 @@
 /**
  * The `ingest` command: `ingest serve` runs an upload node (HTTP, outbox relay, and the fan-out
  * consumer; with the in-process broker all consumers); `ingest worker --kinds transcode,snapshot`
- * runs consumers alone against RabbitMQ. Both read their settings from the environment (see
+ * runs consumers alone against RabbitMQ; `ingest stack` runs both on one machine, as children of
+ * one process that starts and stops them together. Both read their settings from the environment (see
  * src/config) and stop gracefully on SIGTERM. Any failure ends in a non-zero exit code.
  *
  * The admin commands (uploads, jobs, requeue, dlq, nodes: cli/admin) are clients of a node's
@@ -68,6 +69,27 @@ async function worker(options: {kinds: JobKind[]}): Promise<void> {
   exitOnSignals(() => running.close(), log)
 }
 
+async function stack(options: {workers: number}): Promise<void> {
+  const config = await configOrExit()
+  if (!config.amqpUrl) {
+    process.stderr.write('ingest: stack needs AMQP_URL (and DATABASE_URL): without RabbitMQ, `ingest serve` (or npm start) runs the jobs itself\n')
+    process.exit(2)
+  }
+  if (!config.databaseUrl) {
+    process.stderr.write('ingest: stack needs DATABASE_URL: the embedded database cannot be shared between processes\n')
+    process.exit(2)
+  }
+  const [{createLogger}, {runStack}] = await Promise.all([import('../logger.js'), import('./stack.js')])
+  const log = createLogger({level: config.logLevel}).child({component: 'stack'})
+  process.exit(await runStack({workers: options.workers, stopTimeoutMs: config.shutdownTimeout + 10_000}, log))
+}
+
+function parseCount(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64')
+  return n
+}
+
 const program = withUsageOnError(new Command('ingest').description('video-ingest: resumable uploads and their processing'))
 // Commander's errors become usage errors (exit 2); --help exits 0. Set before the commands: they inherit it.
 program.exitOverride()
@@ -81,6 +103,12 @@ program
   .description('consume jobs from RabbitMQ (needs AMQP_URL)')
   .requiredOption('--kinds <kinds>', `kinds of jobs to take (${JOB_KINDS.join(',')})`, parseKinds)
   .action(worker)
+
+program
+  .command('stack')
+  .description('run an upload node and its media workers on this machine, started and stopped together (needs AMQP_URL and DATABASE_URL)')
+  .option('--workers <n>', 'media worker processes (ingest worker --kinds transcode,snapshot)', parseCount, 1)
+  .action(stack)
 
 adminCommands(program)
 
