@@ -64,3 +64,14 @@ export function decideStart(status: JobStatus, message: {redelivery: boolean}, p
       return policy.rerun ? 'rerun' : 'duplicate'
   }
 }
+
+/**
+ * A job's status as clients see it (status API, upload feed). Stored `failed` means "this attempt
+ * failed, another is scheduled": a client reading `failed` would report a failure that fixes
+ * itself, so it is shown as `retrying`; `dead` is the only final failure.
+ */
+export type ClientJobStatus = Exclude<JobStatus, typeof JobStatus.Failed> | 'retrying'
+
+export function clientJobStatus(status: JobStatus): ClientJobStatus {
+  return status === JobStatus.Failed ? 'retrying' : status
+}

@@ -8,6 +8,7 @@ import type {ArtifactRecord} from '../../db/entities/artifact.js'
 import type {UploadRecord} from '../../db/entities/upload.js'
 import {BadRequest, NotFound} from '../../errors.js'
 import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
+import {clientJobStatus} from '../../jobs/job-status.js'
 import {artifactUrlPath} from '../../media/artifact-files.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
@@ -39,7 +40,7 @@ export function uploadView(row: UploadRecord) {
 export function jobView(job: JobWithHistory) {
   return {
     kind: job.kind,
-    status: job.status,
+    status: clientJobStatus(job.status),
     attempts: job.attempts,
     progress: job.progress,
     lastError: job.lastError,
