@@ -149,6 +149,34 @@ describe('fan-out of artifacts to peers', () => {
     await assertCopies(node2(), uploadId, files)
   })
 
+  it('sends a large artifact once, along a chain: node2 forwards it to node3 while it arrives', async () => {
+    const size = BUNDLE_FILE_LIMIT + 3 * 1024 * 1024
+    const files = {'video.mp4': randomBytes(size)}
+    const uploadId = await placeOnNode1(files)
+    const logged = node2Log.length
+    const bytesToNode3 = proxy.bytes
+    const report = await replicator().replicateUpload(uploadId)
+    assert.deepEqual(report.failed, [])
+    assert.equal(report.sent, 2)
+    await assertCopies(node2(), uploadId, files)
+    await assertCopies(node3(), uploadId, files)
+    const received = node2Log.slice(logged).map((line) => JSON.parse(line) as {msg: string; from?: string; chain?: unknown}).find((l) => l.msg === 'replica received')
+    assert.equal(received?.from, 'node1', 'node2 received its copy from node1')
+    assert.deepEqual(received?.chain, [{node: 'node3', status: 'sent'}], 'and sent it on to node3, which verified it')
+    const toNode3 = proxy.bytes - bytesToNode3
+    assert.ok(toNode3 >= size && toNode3 < size + 64 * 1024, `node3 was sent one copy (${toNode3} bytes for ${size})`)
+    assert.deepEqual((await replicaRows(uploadId)).map((r) => r.node_id), ['node2', 'node3'], 'both copies recorded')
+
+    // REPLICATION_CHAIN=false: node1 sends each peer its own copy.
+    const star = await placeOnNode1({'video.mp4': randomBytes(size)})
+    const parts = node1().cluster
+    const direct = new Replicator(parts.cluster, parts.replicas, {dataDir: node1().dataDir, factor: 0, chain: false}, pino({level: 'silent'}))
+    const before = node2Log.length
+    assert.equal((await direct.replicateUpload(star)).sent, 2)
+    const line = node2Log.slice(before).map((l) => JSON.parse(l) as {msg: string; chain?: unknown}).find((l) => l.msg === 'replica received')
+    assert.deepEqual(line?.chain, [], 'node2 forwarded nothing')
+  })
+
   it('keeps what a cut bundle delivered and then sends only the rest', async () => {
     const files = segments(20, 300_000)
     const uploadId = await placeOnNode1(files)

@@ -1,14 +1,15 @@
 /**
  * Requests between nodes carry `X-Cluster-Signature: v1 node=<id>,t=<unix seconds>,sig=<hex>`,
  * an HMAC-SHA256 with CLUSTER_SECRET over the method, the path with its query, the time, the
- * sending node and the headers that say what the body is (the artifact's digest and the offset
- * it starts at). A request older than five minutes, or signed with another secret, is refused.
+ * sending node and the headers that say what the body is and where it goes (the artifact's digest,
+ * the offset it starts at, the peers it is forwarded to). A request older than five minutes, or
+ * signed with another secret, is refused.
  */
 import {createHmac, timingSafeEqual} from 'node:crypto'
 
 export const SIGNATURE_HEADER = 'x-cluster-signature'
 /** Headers whose values the signature covers, besides method, path and time. */
-export const SIGNED_HEADERS = ['x-artifact-sha256', 'x-artifact-size', 'upload-offset'] as const
+export const SIGNED_HEADERS = ['x-artifact-sha256', 'x-artifact-size', 'upload-offset', 'x-replica-chain'] as const
 const MAX_SKEW_SECONDS = 300
 
 export interface SignedRequest {

@@ -23,7 +23,7 @@ export function createCluster(config: Config, db: DataSource, log: Logger, self:
   const registry = new NodeRegistry(db, log, self, {heartbeatMs: config.nodeHeartbeatInterval, ttlMs: config.nodeTtl})
   const cluster = new Cluster(registry, config.clusterSecret, log)
   const replicas = new ReplicaRepository(db)
-  const replicator = new Replicator(cluster, replicas, {dataDir: config.dataDir, factor: config.replicationFactor}, log)
+  const replicator = new Replicator(cluster, replicas, {dataDir: config.dataDir, factor: config.replicationFactor, chain: config.replicationChain}, log)
   const reconciler = new ReplicationReconciler(cluster, replicas, replicator, log, {intervalMs: config.replicationReconcileInterval, ttlMs: config.nodeTtl})
   return {cluster, replicas, replicator, reconciler}
 }

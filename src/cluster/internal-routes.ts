@@ -3,7 +3,8 @@
  * - HEAD /internal/replicas/<upload>/<path>: what this node holds of an artifact (verified
  *   copy, or how many bytes of an interrupted one);
  * - PUT  /internal/replicas/<upload>/<path>: receive an artifact from Upload-Offset on, verify
- *   its sha256 once complete, then make it visible and record the replica;
+ *   its sha256 once complete, then make it visible and record the replica; with X-Replica-Chain,
+ *   forward it to those peers while it arrives, and answer what became of each (replica-chain.ts);
  * - POST /internal/replicas/<upload>: receive a bundle (tar) of the upload's small artifacts,
  *   each verified and recorded the same way; answers which were stored and which were not;
  * - GET  /internal/uploads/<id>/content: an upload's bytes (a partial upload being concatenated
@@ -18,9 +19,10 @@ import {decodedArtifactSegments} from '../media/artifact-files.js'
 import {isUploadId, type UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import type {Cluster} from './cluster.js'
+import {ChainForwarder, CHAIN_HEADER, parseChain} from './replica-chain.js'
 import {ReplicaReceiver} from './replica-receiver.js'
 import type {ReplicaRepository} from './replica-repository.js'
-import {REPLICA_PREFIX} from './replication.js'
+import {REPLICA_PREFIX} from './replica-paths.js'
 
 const CONTENT = /^\/internal\/uploads\/([A-Za-z0-9_-]{1,128})\/content$/
 
@@ -38,7 +40,7 @@ export interface InternalDeps {
 }
 
 export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
-  const receiver = new ReplicaReceiver(deps.replicas, deps.dataDir, deps.cluster.self.id)
+  const receiver = new ReplicaReceiver(deps.replicas, deps.dataDir, deps.cluster.self.id, new ChainForwarder(deps))
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/internal/')) return next()
     const peer = deps.cluster.authenticate(ctx)
@@ -86,15 +88,17 @@ export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
       size: nonNegativeInt(ctx.get('x-artifact-size'), 'X-Artifact-Size'),
       offset: nonNegativeInt(ctx.get('upload-offset'), 'Upload-Offset'),
     }
-    const result = await receiver.receive(artifact, claimed, ctx.req)
+    const chain = parseChain(ctx.get(CHAIN_HEADER))
+    const result = await receiver.receive(artifact, claimed, ctx.req, chain)
     if (!result.complete) {
       ctx.set('Upload-Offset', String(result.offset))
       ctx.body = null
       ctx.status = 204
       return
     }
-    log.info({from: peer, uploadId, path: artifact.path, size: artifact.size}, 'replica received')
-    ctx.body = null
+    log.info({from: peer, uploadId, path: artifact.path, size: artifact.size, chain: result.chain}, 'replica received')
+    // Body first: koa turns a null body into a 204.
+    ctx.body = chain.length > 0 ? {chain: result.chain} : null
     ctx.status = 201
   }
 }

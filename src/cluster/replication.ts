@@ -2,7 +2,9 @@
  * Fan-out: every artifact reaches every live peer (or REPLICATION_FACTOR of them), streamed,
  * verified by sha256 on arrival, idempotent (a peer that already holds a verified copy is
  * skipped), and resumable: a large artifact's peer reports how much of an interrupted copy it
- * has and only the rest is sent; small ones travel in bundles (replica-bundle.ts), and a cut
+ * has and only the rest is sent. A large artifact travels along a chain of the peers that lack
+ * it (replica-chain.ts: sent once, each peer forwarding to the next), and directly to any peer
+ * the chain did not deliver to; small ones travel in bundles (replica-bundle.ts), and a cut
  * bundle loses only the entry in flight. This is what rsync did in the older design, minus
  * rsync's rescan of every file on every run: the database says what is where.
  */
@@ -16,10 +18,10 @@ import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
 import {BUNDLE_CONTENT_TYPE, BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles} from './replica-bundle.js'
+import {sendAlongChain, type ChainLink} from './replica-chain.js'
+import {REPLICA_PREFIX} from './replica-paths.js'
 import type {BundleResult} from './replica-receiver.js'
 import type {ReplicaRepository} from './replica-repository.js'
-
-export const REPLICA_PREFIX = '/internal/replicas/'
 
 export interface ReplicationReport {
   sent: number
@@ -31,7 +33,8 @@ export class Replicator {
   constructor(
     private readonly cluster: Cluster,
     private readonly replicas: ReplicaRepository,
-    private readonly options: {dataDir: string; factor: number; concurrency?: number},
+    /** `chain`: a large artifact goes along a chain of the peers that lack it (default), else to each directly. */
+    private readonly options: {dataDir: string; factor: number; chain?: boolean; concurrency?: number},
     private readonly log: Logger
   ) {}
 
@@ -60,16 +63,8 @@ export class Replicator {
         bundles.get(key)!.artifacts.push(artifact)
         continue
       }
-      for (const target of missing) {
-        tasks.push(async () => {
-          try {
-            if (await this.push(artifact, source, target, signal)) report.sent++
-            else report.skipped++
-          } catch (error) {
-            report.failed.push({path: artifact.path, node: target.id, error: (error as Error).message})
-          }
-        })
-      }
+      const targets = this.options.chain === false ? missing.map((target) => [target]) : [missing]
+      for (const chain of targets) tasks.push(() => this.pushLarge(artifact, source, chain, report, signal))
     }
     for (const {source, targets, artifacts: small} of bundles.values()) {
       for (const bundle of groupIntoBundles(small)) {
@@ -150,30 +145,26 @@ export class Replicator {
     return data
   }
 
-  /** Sends one artifact to one peer; false when the peer already had it verified. */
-  private async push(artifact: ArtifactRecord, source: ClusterNode, target: ClusterNode, signal?: AbortSignal): Promise<boolean> {
-    const replicaPath = `${REPLICA_PREFIX}${artifactUrlPath(artifact)}`
-    const url = new URL(replicaPath, target.url)
-    const probe = await peerRequest(url, {method: 'HEAD', headers: this.cluster.sign('HEAD', replicaPath, {'x-artifact-sha256': artifact.sha256}), signal})
-    probe.resume()
-    if (probe.statusCode !== 200) throw new Error(`${target.id} answered ${probe.statusCode} to the replica probe`)
-    if (probe.headers['x-replica-sha256'] === artifact.sha256) {
-      await this.replicas.record(artifact, target.id)
-      return false
+  /**
+   * One large artifact to `chain`'s peers: along the chain, then directly to each peer the chain
+   * did not deliver to (a peer that failed mid-chain, or one that could not be reached through it).
+   */
+  private async pushLarge(artifact: ArtifactRecord, source: ClusterNode, chain: ClusterNode[], report: ReplicationReport, signal?: AbortSignal): Promise<void> {
+    const deps = {cluster: this.cluster, replicas: this.replicas}
+    const open = (offset: number) => this.openSource(artifact, source, offset, signal)
+    const count = (link: ChainLink) => {
+      if (link.status === 'sent') report.sent++
+      else if (link.status === 'held') report.skipped++
+      else return false
+      return true
     }
-    const offset = Number(probe.headers['upload-offset'] ?? 0)
-    const body = await this.openSource(artifact, source, offset, signal)
-    const headers = this.cluster.sign('PUT', replicaPath, {
-      'x-artifact-sha256': artifact.sha256,
-      'x-artifact-size': String(artifact.size),
-      'upload-offset': String(offset),
-      'content-length': String(artifact.size - offset),
-      'content-type': 'application/octet-stream',
-    })
-    const res = await peerRequest(url, {method: 'PUT', headers, body, signal})
-    const text = await readText(res)
-    if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`${target.id} refused the replica (${res.statusCode}): ${text.trim()}`)
-    return true
+    const links = await sendAlongChain(deps, artifact, chain, open, signal)
+    for (const target of chain) {
+      const link = links.find((l) => l.node === target.id)
+      if (link && count(link)) continue
+      const [direct] = chain.length > 1 ? await sendAlongChain(deps, artifact, [target], open, signal) : [link]
+      if (!direct || !count(direct)) report.failed.push({path: artifact.path, node: target.id, error: direct?.error ?? link?.error ?? 'not sent'})
+    }
   }
 
   private localPath(artifact: ArtifactRecord): string {

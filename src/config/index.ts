@@ -114,6 +114,8 @@ export const configSchema = z.object({
   nodeTtl: duration,
   /** Copies of each artifact beyond the one that made it; 0: every live node. */
   replicationFactor: z.coerce.number().int().min(0).max(100),
+  /** A large artifact travels along a chain of the peers that lack it (sent once), else to each peer directly. */
+  replicationChain: bool,
   /** How often each node checks that the artifacts it holds have reached their peers. */
   replicationReconcileInterval: duration,
   /** Bearer token for the admin API (/admin, the `ingest` CLI); unset: the admin API is disabled. */
@@ -188,6 +190,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   nodeHeartbeatInterval: 'NODE_HEARTBEAT_INTERVAL',
   nodeTtl: 'NODE_TTL',
   replicationFactor: 'REPLICATION_FACTOR',
+  replicationChain: 'REPLICATION_CHAIN',
   replicationReconcileInterval: 'REPLICATION_RECONCILE_INTERVAL',
   adminToken: 'ADMIN_TOKEN',
   amqpUrl: 'AMQP_URL',

@@ -1,0 +1,7 @@
+/** Where peers send and probe artifact copies: `/internal/replicas/<upload>[/<path>]`. */
+import type {ArtifactRecord} from '../db/entities/artifact.js'
+import {artifactUrlPath} from '../media/artifact-files.js'
+
+export const REPLICA_PREFIX = '/internal/replicas/'
+
+export const replicaPath = (artifact: ArtifactRecord) => `${REPLICA_PREFIX}${artifactUrlPath(artifact)}`
