@@ -12,7 +12,10 @@ import {announceReady, serverOptions} from '../lib/servers.js'
 
 const {workDir, databaseUrl} = serverOptions()
 const schema = `bench_${randomBytes(6).toString('hex')}`
-const config = loadConfig({}, {host: '127.0.0.1', port: 0, dataDir: workDir, databaseUrl, databaseSchema: schema, logLevel: 'info'})
+// Every benchmark client is one caller (127.0.0.1): the per-caller limits stay on, checked on
+// every creation as in production, but high enough for the largest burst a suite sends.
+const limits = {quotaUploadsInFlight: 1_000_000, quotaBytesInFlight: Number.MAX_SAFE_INTEGER, rateLimitCreations: 1_000_000}
+const config = loadConfig({}, {host: '127.0.0.1', port: 0, dataDir: workDir, databaseUrl, databaseSchema: schema, logLevel: 'info', ...limits})
 const node = await startNode(config, createLogger({level: config.logLevel, pretty: false}))
 
 async function dropSchema(): Promise<void> {
