@@ -13,6 +13,7 @@ import pino from 'pino'
 import {NoFrameWritten, SnapshotsIncomplete} from '../src/media/errors.js'
 import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/probe.js'
+import {avcCodecString} from '../src/media/codecs.js'
 import {planRenditions} from '../src/media/rendition-ladder.js'
 import {takeSnapshots} from '../src/media/snapshots.js'
 import {transcodeMedia} from '../src/media/transcode.js'
@@ -42,7 +43,14 @@ const snap = async (input: CorpusInput) => {
 
 const ladder = loadConfig({}, {dataDir: '/tmp/unused'}).renditions
 
-const transcode = async (input: CorpusInput) => {
+const transcodes = new Map<CorpusInput, ReturnType<typeof transcodeOnce>>()
+/** Each input transcoded once per run; tests look at different sides of the output. */
+const transcode = (input: CorpusInput) => {
+  if (!transcodes.has(input)) transcodes.set(input, transcodeOnce(input))
+  return transcodes.get(input)!
+}
+
+const transcodeOnce = async (input: CorpusInput) => {
   const source = await corpus.get(input)
   const probe = await probeMedia(tools, source)
   const plan = planRenditions(probe, ladder)
@@ -155,5 +163,22 @@ describe('a still image beside sound (issue 17, point 5)', () => {
     assert.ok(target >= 1, `TARGETDURATION ${target}`)
     near(Number((await videoStream(path.join(outDir, 'video.mp4'))).duration), 3, 'picture in the MP4')
     assert.ok((await ffprobe(path.join(outDir, 'video.mp4'))).streams.some((s) => s.codec_type === 'audio'), 'sound kept')
+  })
+})
+
+describe('CODECS in the master playlist (issue 17, point 7)', () => {
+  it('names the profile and level each rendition really has', async () => {
+    const {outDir} = await transcode('singleFramePlusAudio')
+    const v = await videoStream(path.join(outDir, 'hls/180p/seg_0000.ts'))
+    const master = await readFile(path.join(outDir, 'hls/master.m3u8'), 'utf8')
+    // ultrafast leaves out what High adds (CABAC, 8x8 transforms): x264 signals Constrained Baseline.
+    assert.ok(master.includes(`CODECS="${avcCodecString(String(v.profile), Number(v.level))},mp4a.40.2"`), `${v.profile} ${v.level} in ${master}`)
+    assert.doesNotMatch(master, /avc1\.640028/, 'a 320x180 rendition is not level 4.0')
+  })
+
+  it('writes 1080p at 50 fps as level 4.2, Main as 4d, Constrained Baseline with its constraint flags', () => {
+    assert.equal(avcCodecString('High', 42), 'avc1.64002a')
+    assert.equal(avcCodecString('Main', 31), 'avc1.4d001f')
+    assert.equal(avcCodecString('Constrained Baseline', 30), 'avc1.42e01e')
   })
 })

@@ -142,9 +142,9 @@ describe('progress', () => {
 describe('playlists', () => {
   it('lists only the renditions already published in the master playlist, with bandwidth, resolution and codecs', () => {
     const plan = planRenditions(video(1280, 720), ladder)
-    const text = masterPlaylist(plan, new Set(['360p']))
+    const text = masterPlaylist(plan, new Map([['360p', 'avc1.64001e']]))
     assert.match(text, /^#EXTM3U\n/)
-    assert.match(text, /#EXT-X-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=640x360,CODECS="avc1\.640028,mp4a\.40\.2"\n360p\/index\.m3u8\n/)
+    assert.match(text, /#EXT-X-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=640x360,CODECS="avc1\.64001e,mp4a\.40\.2"\n360p\/index\.m3u8\n/)
     assert.doesNotMatch(text, /720p/)
   })
 

@@ -8,6 +8,7 @@ import {mkdir, readdir} from 'node:fs/promises'
 import path from 'node:path'
 import ffmpeg from 'fluent-ffmpeg'
 import {writeAtomically, writeFileAtomically} from './artifact-files.js'
+import {videoCodecOf} from './codecs.js'
 import {runFfmpeg} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
 import {colorTags, holdLastFrame, pictureFilters} from './picture.js'
@@ -70,20 +71,21 @@ const hlsArgs = (segment: string) => [
   '-hls_flags', 'independent_segments', '-hls_segment_type', 'mpegts', '-hls_segment_filename', segment,
 ]
 
-/** The EXT-X-STREAM-INF attributes of one variant. */
-function variantLine(r: Rendition | null, audioBitrate: string, withAudio: boolean): string {
+/** The EXT-X-STREAM-INF attributes of one variant; `videoCodec` as read back from its output. */
+function variantLine(r: Rendition | null, videoCodec: string | undefined, audioBitrate: string, withAudio: boolean): string {
   const bandwidth = ((r ? kbps(r.videoBitrate) * 1.1 : 0) + (withAudio ? kbps(audioBitrate) : 0)) * 1000
-  const codecs = [...(r ? ['avc1.640028'] : []), ...(withAudio ? ['mp4a.40.2'] : [])].join(',')
+  const codecs = [...(r && videoCodec ? [videoCodec] : []), ...(withAudio ? ['mp4a.40.2'] : [])].join(',')
   const resolution = r ? `,RESOLUTION=${r.width}x${r.height}` : ''
   return `#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(bandwidth)}${resolution},CODECS="${codecs}"`
 }
 
-export function masterPlaylist(plan: TranscodePlan, published: ReadonlySet<string>): string {
+/** `published`: each rendition listed so far, with the CODECS entry of its video (`avc1.64001f`). */
+export function masterPlaylist(plan: TranscodePlan, published: ReadonlyMap<string, string>): string {
   const lines = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-INDEPENDENT-SEGMENTS']
-  if (plan.kind === 'audio') lines.push(variantLine(null, plan.audioBitrate, true), 'audio/index.m3u8')
+  if (plan.kind === 'audio') lines.push(variantLine(null, undefined, plan.audioBitrate, true), 'audio/index.m3u8')
   else
     for (const r of plan.renditions.filter((r) => published.has(r.name))) {
-      lines.push(variantLine(r, r.audioBitrate, plan.withAudio), `${r.name}/index.m3u8`)
+      lines.push(variantLine(r, published.get(r.name), r.audioBitrate, plan.withAudio), `${r.name}/index.m3u8`)
     }
   return `${lines.join('\n')}\n`
 }
@@ -150,7 +152,7 @@ function progressTracker(weights: number[], report?: (percent: number) => void) 
  * publication stops the job before its next encode.
  */
 function publisher(o: TranscodeOptions) {
-  const published = new Set<string>()
+  const published = new Map<string, string>()
   let queue: Promise<void> = Promise.resolve()
   let failed: {error: unknown} | undefined
   const enqueue = (publish: () => Promise<void>) => {
@@ -160,7 +162,8 @@ function publisher(o: TranscodeOptions) {
   return {
     rendition(name: string, files: string[]) {
       enqueue(async () => {
-        published.add(name)
+        const segment = files.find((f) => f.endsWith('.ts'))
+        published.set(name, o.plan.kind === 'video' && segment ? await videoCodecOf(o.tools, path.join(o.outDir, segment)) : '')
         await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
         await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
       })
