@@ -114,6 +114,22 @@ describe('tus checksum and transfer details', () => {
     assert.equal(ok.status, 204)
   })
 
+  it('keeps the connection usable after refusing a body it did not read (460 for a wrong-size digest, 415 on creation)', async () => {
+    const url = new URL(await createUpload(node.url, 10))
+    const socket = net.connect(Number(url.port), url.hostname)
+    let received = ''
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')))
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    const body = 'x'.repeat(64 * 1024)
+    const head = (method: string, target: string, headers: string) => `${method} ${target} HTTP/1.1\r\nHost: ${url.host}\r\nTus-Resumable: 1.0.0\r\n${headers}\r\n`
+    socket.write(head('PATCH', url.pathname, `Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nUpload-Checksum: sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\nContent-Length: ${body.length}\r\n`) + body)
+    socket.write(head('POST', '/files/', `Upload-Length: 3\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n`) + 'abc')
+    socket.write(head('HEAD', url.pathname, 'Connection: close\r\n'))
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    assert.deepEqual([...received.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1]), ['460', '415', '200'])
+    assert.match(received, /Upload-Offset: 0/i)
+  })
+
   it('verifies a checksum sent as a trailer of a chunked body (checksum-trailer)', async () => {
     const url = await createUpload(node.url, 12)
     const ok = await chunkedPatch(url, {...PATCH_HEADERS, 'Upload-Offset': '0', Trailer: 'Upload-Checksum'}, [Buffer.from('hello '), Buffer.from('world!')], {'Upload-Checksum': checksum('sha1', 'hello world!')})
