@@ -42,6 +42,11 @@ const RECIPES = {
       ...testsrc(2), ...tone(2), '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p10le',
       '-color_primaries', 'bt2020', '-color_trc', 'arib-std-b67', '-colorspace', 'bt2020nc', '-tag:v', 'hvc1', ...AAC, '-shortest', out,
     ]),
+  /** Interlaced H.264 as a camcorder writes it: 50 fields a second woven top field first, flagged tt. */
+  interlaced: async (out: string) =>
+    ffmpeg([
+      ...lavfi('testsrc2=size=320x180:rate=50:duration=2'), ...tone(2), '-vf', 'interlace=scan=tff', ...X264, '-flags', '+ilme+ildct', '-x264opts', 'tff=1', ...AAC, '-shortest', out,
+    ]),
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES

@@ -182,3 +182,30 @@ describe('CODECS in the master playlist (issue 17, point 7)', () => {
     assert.equal(avcCodecString('Constrained Baseline', 30), 'avc1.42e01e')
   })
 })
+
+/** What idet makes of a file's first 100 frames. */
+async function idet(file: string): Promise<{interlaced: number; progressive: number}> {
+  const {stderr} = await exec(tools.ffmpegPath, ['-hide_banner', '-nostats', '-i', file, '-map', '0:v:0', '-vf', 'idet', '-frames:v', '100', '-an', '-f', 'null', '-'])
+  const [tff, bff, progressive] = /Multi frame detection: TFF:\s*(\d+)\s+BFF:\s*(\d+)\s+Progressive:\s*(\d+)/.exec(stderr)!.slice(1).map(Number) as [number, number, number]
+  return {interlaced: tff + bff, progressive}
+}
+
+describe('interlaced video (issue 17, point 6)', () => {
+  it('is deinterlaced before scaling: no combing left in the renditions, which are flagged progressive', async () => {
+    const source = await corpus.get('interlaced')
+    const before = await idet(source)
+    assert.ok(before.interlaced > before.progressive, `the input is combed: ${JSON.stringify(before)}`)
+    const {probe, outDir} = await transcode('interlaced')
+    assert.equal(probe.video?.interlaced, true)
+    for (const file of ['video.mp4', 'hls/180p/seg_0000.ts']) {
+      assert.equal((await videoStream(path.join(outDir, file))).field_order, 'progressive', file)
+      const after = await idet(path.join(outDir, file))
+      assert.ok(after.progressive > 4 * after.interlaced, `${file}: ${JSON.stringify(after)}`)
+    }
+  })
+
+  it('a progressive video is left alone', async () => {
+    const probe = await probeMedia(tools, await corpus.get('mpegTs'))
+    assert.equal(probe.video?.interlaced, false)
+  })
+})

@@ -1,6 +1,6 @@
 /**
  * What every picture we make from a source goes through, renditions and snapshots alike, so they
- * all look the same: HDR (PQ, HLG) tone-mapped to SDR BT.709, since our H.264 renditions and
+ * all look the same: interlaced video deinterlaced; HDR (PQ, HLG) tone-mapped to SDR BT.709, since our H.264 renditions and
  * JPEGs are 8-bit SDR and players show untouched HLG samples washed out.
  */
 import type {MediaProbe, VideoStreamInfo} from './probe.js'
@@ -22,9 +22,13 @@ function toneMapFilters(video: Pick<VideoStreamInfo, 'color'>): string[] {
   return [`zscale=${input}:t=linear:npl=100`, 'format=gbrpf32le', 'zscale=p=bt709', 'tonemap=tonemap=hable:desat=0', 'zscale=t=bt709:m=bt709:r=tv', 'format=yuv420p']
 }
 
-/** The filters from a decoded source frame to a picture of the size `scale` gives (tone mapping after the scale: fewer pixels). */
-export function pictureFilters(video: Pick<VideoStreamInfo, 'color'>, scale: string): string[] {
-  return [scale, ...(isHdr(video) ? toneMapFilters(video) : [])]
+/**
+ * The filters from a decoded source frame to a picture of the size `scale` gives: deinterlacing
+ * first (bwdif, one frame per frame: scaling woven fields smears the combing into the picture),
+ * tone mapping after the scale (fewer pixels).
+ */
+export function pictureFilters(video: Pick<VideoStreamInfo, 'color' | 'interlaced'>, scale: string): string[] {
+  return [...(video.interlaced ? ['bwdif=mode=send_frame:parity=auto:deint=all'] : []), scale, ...(isHdr(video) ? toneMapFilters(video) : [])]
 }
 
 /** Encoder options that tag tone-mapped output as what it now is. */

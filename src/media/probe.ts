@@ -3,15 +3,18 @@
  * a verdict on whether we can play it. Unplayable inputs throw UnplayableMedia with a reason
  * the uploader understands; that is permanent, no retry changes a file.
  */
-import {spawn} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {open, stat} from 'node:fs/promises'
 import {createInterface} from 'node:readline'
+import {promisify} from 'node:util'
 import ffmpeg, {type FfprobeData, type FfprobeStream} from 'fluent-ffmpeg'
 import {FfmpegFailed, UnplayableMedia} from './errors.js'
 import type {MediaTools} from './media-tools.js'
 import {truncatedPercent} from './truncation.js'
 
 export interface VideoStreamInfo {
+  /** The stream's index in the file. */
+  index?: number
   codec: string
   /** As stored. */
   width: number
@@ -25,6 +28,8 @@ export interface VideoStreamInfo {
   bitrate: number | null
   /** Seconds of picture when the stream says: less than the file's for a still beside minutes of audio. */
   duration?: number | null
+  /** Fields woven into frames (camcorders, broadcast): deinterlaced before anything else. */
+  interlaced?: boolean
   /** As ffprobe names them (`arib-std-b67`, `bt2020`, `bt2020nc`); null when untagged. */
   color?: {transfer: string | null; primaries: string | null; matrix: string | null}
 }
@@ -73,6 +78,7 @@ function videoInfo(stream: FfprobeStream): VideoStreamInfo {
   const rotation = displayRotation(stream)
   const sideways = rotation === 90 || rotation === 270
   return {
+    index: stream.index,
     codec: stream.codec_name ?? 'unknown',
     width,
     height,
@@ -126,7 +132,33 @@ export async function probeMedia(tools: MediaTools, file: string): Promise<Media
   }
   // Chrome's MediaRecorder writes WebM with no Duration element (nor stream durations).
   const declared = num(data.format.duration) ?? data.streams.map((s) => num(s.duration)).find((d) => d !== null)
-  return judge(data, size, declared === undefined && data.streams.length > 0 ? await lastPacketEnd(tools, file) : undefined)
+  const probe = judge(data, size, declared === undefined && data.streams.length > 0 ? await lastPacketEnd(tools, file) : undefined)
+  if (probe.video) probe.video.interlaced = await isInterlaced(tools, file, data.streams.find((s) => s.index === probe.video!.index)?.field_order)
+  return probe
+}
+
+const INTERLACED_FIELD_ORDERS = new Set(['tt', 'bb', 'tb', 'bt'])
+/** Frames idet looks at when the stream does not say how it is scanned. */
+const IDET_FRAMES = 100
+
+/**
+ * The stream's own word when it gives one (field_order); otherwise idet over its first frames:
+ * interlaced when most frames it could classify have fields of their own.
+ */
+export async function isInterlaced(tools: MediaTools, file: string, fieldOrder: string | undefined): Promise<boolean> {
+  if (fieldOrder && INTERLACED_FIELD_ORDERS.has(fieldOrder)) return true
+  if (fieldOrder === 'progressive') return false
+  const args = ['-hide_banner', '-nostats', '-i', file, '-map', '0:v:0', '-vf', 'idet', '-frames:v', String(IDET_FRAMES), '-an', '-f', 'null', '-']
+  let stderr: string
+  try {
+    ;({stderr} = await promisify(execFile)(tools.ffmpegPath, args, {timeout: 120_000, maxBuffer: 4 << 20}))
+  } catch (error) {
+    throw new FfmpegFailed('ffmpeg could not tell whether the video is interlaced', [tools.ffmpegPath, ...args].join(' '), String((error as {stderr?: string}).stderr ?? error))
+  }
+  const counts = /Multi frame detection: TFF:\s*(\d+)\s+BFF:\s*(\d+)\s+Progressive:\s*(\d+)/.exec(stderr)
+  if (!counts) return false
+  const [tff, bff, progressive] = counts.slice(1).map(Number) as [number, number, number]
+  return tff + bff > progressive
 }
 
 /**
