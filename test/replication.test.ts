@@ -102,7 +102,10 @@ describe('fan-out of artifacts to peers', () => {
     const rows = await replicaRows(uploadId)
     assert.equal(rows.filter((r) => r.node_id === 'node2').length, 42)
     assert.equal(rows.filter((r) => r.node_id === 'node3').length, 42)
-    assert.ok(node2Log.some((line) => line.includes('replica bundle received')), 'node2 logs the bundles it takes')
+    const bundleLines = node2Log.map((line) => JSON.parse(line) as {msg: string; from?: string; chain?: unknown}).filter((l) => l.msg === 'replica bundle received')
+    assert.ok(bundleLines.length > 0, 'node2 logs the bundles it takes')
+    // One bundle left node1, for node2, which sent it on to node3 as it arrived.
+    assert.deepEqual(bundleLines.at(-1)!.chain, [{node: 'node3', stored: 42}])
   })
 
   it('sends nothing again once every peer holds a verified copy', async () => {

@@ -67,8 +67,11 @@ export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
 
     if (rest.length === 0) {
       if (ctx.method !== 'POST') throw new NotFound('no such internal endpoint')
-      const result = await receiver.receiveBundle(uploadId!, ctx.req)
-      log.info({from: peer, uploadId, stored: result.stored.length, rejected: result.rejected.length}, 'replica bundle received')
+      const result = await receiver.receiveBundle(uploadId!, ctx.req, parseChain(ctx.get(CHAIN_HEADER)))
+      log.info(
+        {from: peer, uploadId, stored: result.stored.length, rejected: result.rejected.length, chain: result.chain?.map((l) => ('stored' in l ? {node: l.node, stored: l.stored.length} : l))},
+        'replica bundle received'
+      )
       ctx.body = result
       return
     }

@@ -22,6 +22,16 @@ export const BUNDLE_TARGET_BYTES = 32 * 1024 * 1024
 
 export const BUNDLE_CONTENT_TYPE = 'application/x-tar'
 
+/** A peer's answer to a bundle: the entries it stored, the ones it did not and why. */
+export interface BundleResult {
+  stored: string[]
+  rejected: Array<{path: string; reason: string}>
+  /** What the peers this bundle was forwarded to stored, or why they did not. */
+  chain?: BundleLink[]
+}
+
+export type BundleLink = ({node: string} & Omit<BundleResult, 'chain'>) | {node: string; error: string}
+
 /** Splits artifacts (each no larger than BUNDLE_FILE_LIMIT) into bundles of about BUNDLE_TARGET_BYTES. */
 export function groupIntoBundles<T extends {size: number}>(artifacts: T[], targetBytes = BUNDLE_TARGET_BYTES): T[][] {
   const bundles: T[][] = []

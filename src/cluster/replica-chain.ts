@@ -12,13 +12,14 @@
  * the catch-up loop stays the guarantee.
  */
 import {open, type FileHandle} from 'node:fs/promises'
-import {Readable} from 'node:stream'
+import {PassThrough, Readable} from 'node:stream'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
 import {BadRequest} from '../errors.js'
 import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
-import {replicaPath} from './replica-paths.js'
+import {BUNDLE_CONTENT_TYPE, type BundleLink, type BundleResult} from './replica-bundle.js'
+import {REPLICA_PREFIX, replicaPath} from './replica-paths.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
 export const CHAIN_HEADER = 'x-replica-chain'
@@ -161,6 +162,48 @@ async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNo
 /** Forwards copies arriving at this node along the chain their sender named. */
 export class ChainForwarder {
   constructor(private readonly deps: ChainDeps) {}
+
+  /**
+   * A bundle (replica-bundle.ts) arriving in `body`, sent on to the first live peer of `chain`
+   * (asked to forward it to the rest) while this node reads it from `local`. The slower reader
+   * sets the pace; a next peer that fails is let go and the bundle read on here. The links: one
+   * per peer of the chain; those the bundle did not reach, the sender sends to itself.
+   */
+  forwardBundle(uploadId: string, chain: string[], body: Readable): {local: Readable; links: Promise<BundleLink[]>; abort(): void} {
+    const local = new PassThrough({highWaterMark: 4 << 20})
+    const down = new PassThrough({highWaterMark: 4 << 20})
+    body.pipe(local)
+    body.pipe(down)
+    const letGo = () => {
+      body.unpipe(down)
+      down.resume()
+    }
+    const links = (async (): Promise<BundleLink[]> => {
+      const live = new Map((await this.deps.cluster.registry.live()).map((n) => [n.id, n]))
+      const next = live.get(chain[0]!)
+      const unreached = (ids: string[], error: string) => ids.map((node) => ({node, error}))
+      if (!next || next.id === this.deps.cluster.self.id) {
+        letGo()
+        return unreached(chain, `${chain[0]} is not a live peer`)
+      }
+      const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
+      const rest = chain.slice(1)
+      const headers = this.deps.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE, ...(rest.length > 0 ? {[CHAIN_HEADER]: rest.join(',')} : {})})
+      try {
+        const res = await peerRequest(new URL(bundlePath, next.url), {method: 'POST', headers, body: down})
+        const text = await readText(res, 4 << 20)
+        if (res.statusCode !== 200) throw new Error(`${next.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 300)}`)
+        const result = JSON.parse(text) as BundleResult
+        const reported = result.chain ?? []
+        return [{node: next.id, stored: result.stored, rejected: result.rejected}, ...rest.map((id) => reported.find((l) => l.node === id) ?? {node: id, error: 'the chain did not reach it'})]
+      } catch (error) {
+        return unreached(chain, (error as Error).message)
+      } finally {
+        letGo()
+      }
+    })()
+    return {local, links, abort: () => down.destroy(new Error('this node stopped reading the bundle'))}
+  }
 
   async forward(artifact: ArtifactRecord, chain: string[], file: GrowingFile, signal: AbortSignal): Promise<ChainLink[]> {
     const live = new Map((await this.deps.cluster.registry.live()).map((n) => [n.id, n]))

@@ -16,7 +16,7 @@ import {pipeline} from 'node:stream/promises'
 import {BadRequest, Conflict, NotFound} from '../errors.js'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
 import {artifactSegments, uploadMediaDir} from '../media/artifact-files.js'
-import {BundleError, readBundle} from './replica-bundle.js'
+import {BundleError, readBundle, type BundleResult} from './replica-bundle.js'
 import {GrowingFile, type ChainForwarder, type ChainLink} from './replica-chain.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
@@ -28,11 +28,6 @@ export interface ReplicaState {
 
 /** `chain`: what became of each peer this copy was forwarded to (replica-chain.ts). */
 export type CopyResult = {complete: true; chain: ChainLink[]} | {complete: false; offset: number}
-
-export interface BundleResult {
-  stored: string[]
-  rejected: Array<{path: string; reason: string}>
-}
 
 /** Rows of a bundle's placed entries are written in batches of this many (one statement each). */
 const RECORD_EVERY = 64
@@ -135,9 +130,13 @@ export class ReplicaReceiver {
    * when the bundle ends, breaks off or turns out malformed half-way: a copy already verified
    * is not sent again, and a node killed mid-bundle loses at most one batch of rows.
    */
-  async receiveBundle(uploadId: string, body: Readable): Promise<BundleResult> {
+  async receiveBundle(uploadId: string, body: Readable, chain: string[] = []): Promise<BundleResult> {
     const artifacts = new Map((await this.replicas.listArtifacts(uploadId)).map((a) => [a.path, a]))
     if (artifacts.size === 0) throw new NotFound('this upload has no artifacts')
+    // Forwarded as it arrives, the bytes as they came: each peer checks every entry itself.
+    const forwarded = chain.length > 0 && this.forwarder ? this.forwarder.forwardBundle(uploadId, chain, body) : undefined
+    const links = forwarded?.links
+    if (forwarded) body = forwarded.local
     const placed: ArtifactRecord[] = []
     let recorded = 0
     const record = async () => {
@@ -167,12 +166,13 @@ export class ReplicaReceiver {
         if (placed.length - recorded >= RECORD_EVERY) await record()
       }
     } catch (error) {
+      forwarded?.abort()
       if (error instanceof BundleError) throw new BadRequest(error.message)
       throw error
     } finally {
       await record()
     }
-    return {stored: placed.map((a) => a.path), rejected}
+    return {stored: placed.map((a) => a.path), rejected, ...(links ? {chain: await links} : {})}
   }
 
   /**

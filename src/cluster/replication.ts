@@ -17,10 +17,9 @@ import {artifactUrlPath, uploadMediaDir} from '../media/artifact-files.js'
 import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
-import {BUNDLE_CONTENT_TYPE, BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles} from './replica-bundle.js'
-import {sendAlongChain, type ChainLink} from './replica-chain.js'
+import {BUNDLE_CONTENT_TYPE, BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles, type BundleResult} from './replica-bundle.js'
+import {CHAIN_HEADER, sendAlongChain, type ChainLink} from './replica-chain.js'
 import {REPLICA_PREFIX} from './replica-paths.js'
-import type {BundleResult} from './replica-receiver.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
 export interface ReplicationReport {
@@ -67,20 +66,7 @@ export class Replicator {
       for (const chain of targets) tasks.push(() => this.pushLarge(artifact, source, chain, report, signal))
     }
     for (const {source, targets, artifacts: small} of bundles.values()) {
-      for (const bundle of groupIntoBundles(small)) {
-        tasks.push(async () => {
-          const results = await this.pushBundle(uploadId, bundle, source, targets, signal)
-          results.forEach((result, i) => {
-            const target = targets[i]!
-            if (result.status === 'rejected') {
-              for (const artifact of bundle) report.failed.push({path: artifact.path, node: target.id, error: (result.reason as Error).message})
-              return
-            }
-            report.sent += result.value.stored.length
-            for (const {path, reason} of result.value.rejected) report.failed.push({path, node: target.id, error: reason})
-          })
-        })
-      }
+      for (const bundle of groupIntoBundles(small)) tasks.push(() => this.sendBundle(uploadId, bundle, source, targets, report, signal))
     }
     await runAll(tasks, this.options.concurrency ?? 8)
     if (report.sent || report.failed.length) this.log.info({uploadId, ...report, failed: report.failed.length}, 'replication pass')
@@ -88,15 +74,49 @@ export class Replicator {
   }
 
   /**
+   * One bundle to `targets`: along a chain (the first forwards it to the rest as it arrives),
+   * then directly to each peer the chain did not deliver to; without the chain, to each at once.
+   */
+  private async sendBundle(uploadId: string, bundle: ArtifactRecord[], source: ClusterNode, targets: ClusterNode[], report: ReplicationReport, signal?: AbortSignal): Promise<void> {
+    const count = (target: string, result: BundleResult) => {
+      report.sent += result.stored.length
+      for (const {path, reason} of result.rejected) report.failed.push({path, node: target, error: reason})
+    }
+    const fail = (target: string, error: string) => {
+      for (const artifact of bundle) report.failed.push({path: artifact.path, node: target, error})
+    }
+    let direct = targets
+    if (this.options.chain !== false && targets.length > 1) {
+      const [first, ...rest] = targets as [ClusterNode, ...ClusterNode[]]
+      const [answer] = await this.pushBundle(uploadId, bundle, source, [first], signal, rest)
+      if (answer!.status === 'fulfilled') {
+        count(first.id, answer!.value)
+        const links = answer!.value.chain ?? []
+        direct = rest.filter((target) => {
+          const link = links.find((l) => l.node === target.id)
+          if (link && 'stored' in link) count(target.id, link)
+          return !link || !('stored' in link)
+        })
+      } else {
+        direct = rest
+        fail(first.id, (answer!.reason as Error).message)
+      }
+    }
+    const results = await this.pushBundle(uploadId, bundle, source, direct, signal)
+    results.forEach((result, i) => (result.status === 'fulfilled' ? count(direct[i]!.id, result.value) : fail(direct[i]!.id, (result.reason as Error).message)))
+  }
+
+  /**
    * Sends small artifacts the database says `targets` lack, one bundle request per target, each
    * artifact read once for all of them. No probe first: a copy a peer holds without a row is
-   * simply written again. Each peer answers which entries it stored.
+   * simply written again. Each peer answers which entries it stored (and, with a `chain`, what
+   * the peers it forwarded the bundle to stored).
    */
-  private async pushBundle(uploadId: string, artifacts: ArtifactRecord[], source: ClusterNode, targets: ClusterNode[], signal?: AbortSignal): Promise<Array<PromiseSettledResult<BundleResult>>> {
+  private async pushBundle(uploadId: string, artifacts: ArtifactRecord[], source: ClusterNode, targets: ClusterNode[], signal?: AbortSignal, chain: ClusterNode[] = []): Promise<Array<PromiseSettledResult<BundleResult>>> {
     const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
     const sends = targets.map((target) => {
       const writer = new BundleWriter()
-      const headers = this.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE})
+      const headers = this.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE, ...(chain.length > 0 ? {[CHAIN_HEADER]: chain.map((n) => n.id).join(',')} : {})})
       const answer = (async () => {
         try {
           const res = await peerRequest(new URL(bundlePath, target.url), {method: 'POST', headers, body: writer.stream, signal})
