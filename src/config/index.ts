@@ -141,6 +141,8 @@ export const configSchema = z.object({
   /** Longest a single ffmpeg run may take before its process tree is killed. */
   ffmpegTimeout: duration,
   thumbnailCount: z.coerce.number().int().min(0).max(100),
+  /** Niceness of ffmpeg and ffprobe (0..19), so uploads keep their speed while media jobs run. */
+  mediaNice: z.coerce.number().int().min(0).max(19),
   /** Explicit ffmpeg/ffprobe binaries; unset: the first on `searchPath`, else the npm-shipped builds. */
   ffmpegPath: optionalString,
   ffprobePath: optionalString,
@@ -204,6 +206,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   x264Preset: 'MEDIA_X264_PRESET',
   ffmpegTimeout: 'FFMPEG_TIMEOUT',
   thumbnailCount: 'MEDIA_THUMBNAIL_COUNT',
+  mediaNice: 'MEDIA_NICE',
   ffmpegPath: 'FFMPEG_PATH',
   ffprobePath: 'FFPROBE_PATH',
   searchPath: 'PATH',

@@ -2,12 +2,8 @@
  * The RFC 6381 CODECS string of what we encoded, read back from the output (ffprobe), since the
  * level x264 picks depends on size, frame rate and bitrate: 1080p above 30 fps is 4.2, not 4.0.
  */
-import {execFile} from 'node:child_process'
-import {promisify} from 'node:util'
 import {FfmpegFailed} from './errors.js'
-import type {MediaTools} from './media-tools.js'
-
-const run = promisify(execFile)
+import {runTool, type MediaTools} from './media-tools.js'
 
 /** profile_idc and constraint flags (ISO/IEC 14496-10 A.2) by ffprobe's profile name. */
 const AVC_PROFILES: Record<string, string> = {
@@ -32,7 +28,7 @@ export async function videoCodecOf(tools: MediaTools, file: string): Promise<str
   const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,profile,level', '-of', 'json', file]
   let stdout: string
   try {
-    ;({stdout} = await run(tools.ffprobePath, args, {timeout: 30_000}))
+    ;({stdout} = await runTool(tools, tools.ffprobePath, args, {timeout: 30_000}))
   } catch (error) {
     throw new FfmpegFailed('ffprobe could not read an encoded rendition', [tools.ffprobePath, ...args].join(' '), String((error as {stderr?: string}).stderr ?? error))
   }

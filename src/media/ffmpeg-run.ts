@@ -11,7 +11,7 @@
 import {readdir, readFile} from 'node:fs/promises'
 import type {FfmpegCommand} from 'fluent-ffmpeg'
 import {FfmpegFailed, FfmpegTimedOut} from './errors.js'
-import type {MediaTools} from './media-tools.js'
+import {lowerPriority, type MediaTools} from './media-tools.js'
 
 export interface FfmpegRunOptions {
   /** Seconds of media this run writes (per output), for progress. */
@@ -109,6 +109,7 @@ export function runFfmpeg(tools: MediaTools, command: FfmpegCommand, options: Ff
         commandLine = [tools.ffmpegPath, ...line.split(' ').slice(1)].map(quote).join(' ')
         options.onCommand?.(commandLine)
         pid = (command as unknown as {ffmpegProc?: {pid?: number}}).ffmpegProc?.pid
+        lowerPriority(pid, tools)
         timer = setTimeout(() => {
           timedOut = true
           stop()

@@ -19,7 +19,7 @@ export {MediaJobs, type MediaJobContext, type MediaJobResult} from './media-jobs
 export {MediaRepository} from './media-repository.js'
 
 /** Finds ffmpeg/ffprobe and checks their encoders and filters; once per process and pair of binaries. */
-export async function readyMediaTools(config: Pick<Config, 'searchPath' | 'ffmpegPath' | 'ffprobePath'>): Promise<MediaTools> {
+export async function readyMediaTools(config: Pick<Config, 'searchPath' | 'ffmpegPath' | 'ffprobePath'> & Partial<Pick<Config, 'mediaNice'>>): Promise<MediaTools> {
   const tools = locateMediaTools(config)
   await checkMediaToolsOnce(tools)
   return tools

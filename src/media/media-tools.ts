@@ -6,6 +6,7 @@
 import {execFile} from 'node:child_process'
 import {accessSync, constants} from 'node:fs'
 import {createRequire} from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {MediaToolsMissing} from './errors.js'
@@ -16,6 +17,29 @@ const require = createRequire(import.meta.url)
 export interface MediaTools {
   ffmpegPath: string
   ffprobePath: string
+  /** Niceness every ffmpeg/ffprobe run gets (MEDIA_NICE); unset: the process's own. */
+  nice?: number
+}
+
+/**
+ * Lowers a media tool's CPU priority right after it started (no `nice` binary needed, works for
+ * fluent-ffmpeg's children too); never raises it. Best effort: a process already gone is fine.
+ */
+export function lowerPriority(pid: number | undefined, tools: Pick<MediaTools, 'nice'>): void {
+  if (pid === undefined || !tools.nice) return
+  try {
+    if (os.getPriority(pid) < tools.nice) os.setPriority(pid, tools.nice)
+  } catch {}
+}
+
+/** Runs ffmpeg or ffprobe to completion at the tools' priority; rejects like execFile (with its stderr). */
+export function runTool(tools: MediaTools, binary: string, args: string[], options: {timeout: number; maxBuffer?: number}): Promise<{stdout: string; stderr: string}> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(binary, args, {maxBuffer: 16 << 20, ...options}, (error, stdout, stderr) =>
+      error ? reject(Object.assign(error, {stderr})) : resolve({stdout, stderr})
+    )
+    lowerPriority(child.pid, tools)
+  })
 }
 
 export const REQUIRED_ENCODERS = ['libx264', 'aac', 'mjpeg'] as const
@@ -46,6 +70,7 @@ export interface MediaToolsConfig {
   searchPath: string
   ffmpegPath?: string | undefined
   ffprobePath?: string | undefined
+  mediaNice?: number | undefined
 }
 
 /** Explicit paths first, then PATH, then the npm-shipped builds. */
@@ -57,7 +82,7 @@ export function locateMediaTools(config: MediaToolsConfig): MediaTools {
     ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform)']),
   ]
   if (missing.length > 0) throw new MediaToolsMissing(missing)
-  return {ffmpegPath: ffmpegPath!, ffprobePath: ffprobePath!}
+  return {ffmpegPath: ffmpegPath!, ffprobePath: ffprobePath!, ...(config.mediaNice ? {nice: config.mediaNice} : {})}
 }
 
 /** Names in the first column after the flags in `ffmpeg -encoders` / `-filters` listings. */

@@ -3,13 +3,12 @@
  * a verdict on whether we can play it. Unplayable inputs throw UnplayableMedia with a reason
  * the uploader understands; that is permanent, no retry changes a file.
  */
-import {execFile, spawn} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {open, stat} from 'node:fs/promises'
 import {createInterface} from 'node:readline'
-import {promisify} from 'node:util'
 import ffmpeg, {type FfprobeData, type FfprobeStream} from 'fluent-ffmpeg'
 import {FfmpegFailed, UnplayableMedia} from './errors.js'
-import type {MediaTools} from './media-tools.js'
+import {lowerPriority, runTool, type MediaTools} from './media-tools.js'
 import {truncatedPercent} from './truncation.js'
 
 export interface VideoStreamInfo {
@@ -151,7 +150,7 @@ export async function isInterlaced(tools: MediaTools, file: string, fieldOrder: 
   const args = ['-hide_banner', '-nostats', '-i', file, '-map', '0:v:0', '-vf', 'idet', '-frames:v', String(IDET_FRAMES), '-an', '-f', 'null', '-']
   let stderr: string
   try {
-    ;({stderr} = await promisify(execFile)(tools.ffmpegPath, args, {timeout: 120_000, maxBuffer: 4 << 20}))
+    ;({stderr} = await runTool(tools, tools.ffmpegPath, args, {timeout: 120_000}))
   } catch (error) {
     throw new FfmpegFailed('ffmpeg could not tell whether the video is interlaced', [tools.ffmpegPath, ...args].join(' '), String((error as {stderr?: string}).stderr ?? error))
   }
@@ -168,6 +167,7 @@ export async function isInterlaced(tools: MediaTools, file: string, fieldOrder: 
 export async function lastPacketEnd(tools: MediaTools, file: string): Promise<number | null> {
   const args = ['-v', 'error', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file]
   const child = spawn(tools.ffprobePath, args, {stdio: ['ignore', 'pipe', 'pipe']})
+  lowerPriority(child.pid, tools)
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)))
   const exited = new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve))
