@@ -1,8 +1,9 @@
 /**
  * Fan-out across a real (shaped) network: three nodes, each in a host of its own on the network
  * testbed (test/support/netns.ts, 100 Mbit/s links), PostgreSQL reached through the gateway.
- * While node1 sends its artifacts (one large file, sent alone and resumable, and small ones in
- * bundles), node2's link is cut and restored, and node3 is SIGKILLed mid-copy and restarted.
+ * node1 sends its artifacts (one large file, resumable, and small ones in bundles) along the
+ * chain node2 -> node3 (replica-chain.ts); mid-copy, the last peer's link (node3) is cut and
+ * restored, and the peer in the middle (node2, forwarding to node3) is SIGKILLed and restarted.
  * At the end every live peer holds every artifact whole, with a verified `replicas` row, and no
  * file a peer could serve was ever partial (checked while the copies ran and after each fault).
  * Needs root (network namespaces); without it the test fails and says why.
@@ -25,7 +26,7 @@ import {pause} from './support.js'
 const SECRET = 'network-fanout-fault-secret-0123456789-abcdef'
 const PEERS = ['node2', 'node3']
 
-describe('fan-out over a shaped network, with a link cut and a peer killed mid-copy', {timeout: 240_000}, () => {
+describe('chain fan-out over a shaped network, the last peer\'s link cut and the middle peer killed mid-copy', {timeout: 240_000}, () => {
   let dir: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
   let testbed: Testbed | undefined
@@ -61,6 +62,7 @@ describe('fan-out over a shaped network, with a link cut and a peer killed mid-c
       NODE_HEARTBEAT_INTERVAL: '300ms',
       NODE_TTL: '4s',
       REPLICATION_RECONCILE_INTERVAL: '500ms',
+      LOG_LEVEL: 'info',
     })
     const start = (i: number) => spawnNode(envFor(i), ports[i], {host: bed.hosts[i]!})
     const nodes = [await start(0)]
@@ -95,24 +97,24 @@ describe('fan-out over a shaped network, with a link cut and a peer killed mid-c
     const partOf = (peer: string) => path.join(dir, peer, 'media', uploadId, '.replica-video.mp4.part')
     const partSize = (peer: string) => stat(partOf(peer)).then((s) => s.size, () => 0)
 
-    // Fault 1: node2's link goes down once its large copy is a quarter in, and comes back 4 s later.
-    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node2')) < (8 << 20); ) await pause(20)
-    assert.ok((await partSize('node2')) >= 8 << 20, 'node2 was receiving the large artifact before its link was cut')
-    await bed.cutLink(bed.hosts[1]!)
-    process.stdout.write(`# node2's link cut with ${(await partSize('node2')) >> 20} MiB of the large copy written\n`)
-    // Fault 2, meanwhile: node3 is killed half-way through its large copy and restarted.
-    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node3')) < (16 << 20) && (await recorded('node3')) === 0; ) await pause(20)
-    await nodes[2]!.kill('SIGKILL')
-    process.stdout.write(`# node3 killed with ${(await partSize('node3')) >> 20} MiB of the large copy written, ${await recorded('node3')} copies recorded\n`)
-    await checkVisible('node3')
-    const atCut = await partSize('node2')
+    // Fault 1: node3's link goes down once its copy (forwarded by node2) is a quarter in, and comes back 4 s later.
+    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node3')) < (8 << 20); ) await pause(20)
+    assert.ok((await partSize('node3')) >= 8 << 20, 'node3 was receiving the large artifact before its link was cut')
+    await bed.cutLink(bed.hosts[2]!)
+    const atCut = await partSize('node3')
+    process.stdout.write(`# node3's link cut with ${atCut >> 20} MiB of the large copy written\n`)
+    // Fault 2, meanwhile: node2, the middle of the chain, is killed with half of its copy in.
+    for (const until = Date.now() + 60_000; Date.now() < until && (await partSize('node2')) < (16 << 20) && (await recorded('node2')) === 0; ) await pause(20)
+    await nodes[1]!.kill('SIGKILL')
+    process.stdout.write(`# node2 killed with ${(await partSize('node2')) >> 20} MiB of the large copy written, ${await recorded('node2')} copies recorded\n`)
+    await checkVisible('node2')
     await pause(4000)
     // What was already in flight may land; nothing more crosses a link that is down.
-    assert.ok((await partSize('node2')) - atCut < 2 << 20, 'node2 received next to nothing while its link was down')
-    await bed.restoreLink(bed.hosts[1]!)
-    await checkVisible('node2')
-    const node3 = await start(2)
-    spawned.push(node3)
+    assert.ok((await partSize('node3')) - atCut < 2 << 20, 'node3 received next to nothing while its link was down')
+    await bed.restoreLink(bed.hosts[2]!)
+    await checkVisible('node3')
+    const node2 = await start(1)
+    spawned.push(node2)
 
     const total = Object.keys(files).length
     for (const until = Date.now() + 150_000; Date.now() < until; await pause(300)) {
@@ -127,5 +129,7 @@ describe('fan-out over a shaped network, with a link cut and a peer killed mid-c
       const leftovers = (await readdir(path.join(dir, peer, 'media', uploadId), {recursive: true})).filter((name) => path.basename(String(name)).startsWith('.'))
       assert.deepEqual(leftovers, [], `no partial copy is left behind on ${peer}`)
     }
+    const node3Received = nodes[2]!.output().split('\n').filter((line) => line.includes('"msg":"replica')).map((line) => JSON.parse(line) as {from: string})
+    assert.ok(node3Received.some((l) => l.from === 'node2'), 'node3 received copies forwarded by node2 (the chain), not only from node1')
   })
 })
