@@ -34,6 +34,8 @@ export const BadRequest = kind(400, 'BadRequest')
 export const Unauthorized = kind(401, 'Unauthorized')
 export const Forbidden = kind(403, 'Forbidden')
 export const NotFound = kind(404, 'NotFound')
+/** A request body that went silent for UPLOAD_IDLE_TIMEOUT. */
+export const RequestTimeout = kind(408, 'RequestTimeout')
 export const Conflict = kind(409, 'Conflict')
 export const Gone = kind(410, 'Gone')
 export const PreconditionFailed = kind(412, 'PreconditionFailed')

@@ -15,7 +15,6 @@ import {createAuthenticator} from './http/auth.js'
 import {createApp} from './http/app.js'
 import {createTusServer} from './http/tus.js'
 import {createCluster, type ClusterParts} from './cluster/index.js'
-import {MemoryLocker} from '@tus/server'
 import type {JobKind} from './jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from './jobs/pipeline.js'
 import type {JobRegistry} from './jobs/registry.js'
@@ -24,6 +23,7 @@ import {UploadConcatenation} from './uploads/concatenation.js'
 import {UploadRepository} from './uploads/upload-repository.js'
 import {UploadStore} from './uploads/upload-store.js'
 import {uploadsDirectory} from './uploads/upload-files.js'
+import {UploadLocker} from './uploads/upload-locker.js'
 import {UploadSweeper} from './uploads/upload-sweeper.js'
 import {NodeMetrics} from './metrics/node-metrics.js'
 import {ObservedUploadStore} from './metrics/observed-upload-store.js'
@@ -37,6 +37,8 @@ export interface RunningNode {
   db: DataSource
   uploads: UploadRepository
   store: UploadStore
+  /** The per-upload lock every write takes. */
+  locker: UploadLocker
   sweeper: UploadSweeper
   pipeline: Pipeline
   cluster: ClusterParts
@@ -69,7 +71,12 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const limits = new CallerLimits(db, callerLimitSettings(config), {id: config.nodeId, ttlMs: config.nodeTtl})
   const uploads = new UploadRepository(db, inFlightQuota(limits.settings))
   const metrics = new NodeMetrics({nodeId: config.nodeId})
-  const store: UploadStore = new ObservedUploadStore(uploads, {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry}, metrics)
+  const locker = new UploadLocker()
+  const store: UploadStore = new ObservedUploadStore(
+    uploads,
+    {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry, idleTimeoutMs: config.uploadIdleTimeout, locker},
+    metrics
+  )
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
   store.onFullyReceived = (id) => completion.complete(id)
   completion.onCompleted(() => metrics.uploadsCompleted.inc())
@@ -81,7 +88,6 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
     maxSize: config.maxUploadSize,
     openRemotePart: (part) => clusterParts.cluster.openUploadContent(part.nodeId, part.id),
   })
-  const locker = new MemoryLocker()
   const tus = createTusServer({config, locker, store, uploads, completion})
   const authenticator = createAuthenticator(config)
   if (!authenticator) log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL): uploads are anonymous')
@@ -91,7 +97,8 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   let startedPipeline: Pipeline | undefined
   const app = createApp({pipeline: () => startedPipeline, config, log, db, metrics, uploads, store, concatenation, tus, authenticator, storageDir, cluster: clusterParts, closing: shuttingDown.signal, limits, changes, resumableDraft: {config, locker, store, uploads, completion, limits}})
   const server = http.createServer(app.callback())
-  // Uploads over slow networks: no request timeout, but drop connections that go silent.
+  // Uploads over slow networks: no request timeout; a body that goes silent is ended by the
+  // store (UPLOAD_IDLE_TIMEOUT), which keeps what arrived.
   server.requestTimeout = 0
   server.headersTimeout = 60_000
   server.keepAliveTimeout = 65_000
@@ -172,5 +179,5 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
       log.info('shut down')
     })())
 
-  return {url, db, uploads, store, sweeper, pipeline, metrics, retention, cluster: clusterParts, close}
+  return {url, db, uploads, store, locker, sweeper, pipeline, metrics, retention, cluster: clusterParts, close}
 }

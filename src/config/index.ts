@@ -88,6 +88,8 @@ export const configSchema = z.object({
   maxUploadSize: size,
   uploadExpiry: duration,
   expirySweepInterval: duration,
+  /** A request body silent this long is ended, what reached the file kept; 0: never. */
+  uploadIdleTimeout: duration,
   corsOrigins: z.string(),
   authJwtSecret: optionalString,
   authJwksUrl: url(['http:', 'https:']),
@@ -173,6 +175,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   maxUploadSize: 'MAX_UPLOAD_SIZE',
   uploadExpiry: 'UPLOAD_EXPIRY',
   expirySweepInterval: 'EXPIRY_SWEEP_INTERVAL',
+  uploadIdleTimeout: 'UPLOAD_IDLE_TIMEOUT',
   corsOrigins: 'CORS_ORIGINS',
   authJwtSecret: 'AUTH_JWT_SECRET',
   authJwksUrl: 'AUTH_JWKS_URL',

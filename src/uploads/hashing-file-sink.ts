@@ -1,7 +1,8 @@
 /**
  * A Writable that appends an upload's bytes to its file at a given offset and feeds each chunk
  * to the hashers only after it is on disk, so the hash state always describes exactly the bytes
- * in the file, even when the request is cut in the middle.
+ * in the file, even when the request is cut in the middle. It also tells when its source went
+ * silent: time spent waiting for input, never time spent writing (a slow disk is not the client).
  */
 import {open, type FileHandle} from 'node:fs/promises'
 import {Writable} from 'node:stream'
@@ -10,15 +11,24 @@ export interface ChunkObserver {
   update(chunk: Uint8Array): void
 }
 
+/** Called once the sink has waited `ms` for its next bytes (0: never). */
+export interface SilenceWatch {
+  ms: number
+  onSilence: () => void
+}
+
 export class HashingFileSink extends Writable {
   private file?: FileHandle
   /** Offset of the next byte; after the stream ends, the upload's new offset. */
   position: number
+  private writing = false
+  private silenceTimer: NodeJS.Timeout | undefined
 
   constructor(
     private readonly filePath: string,
     offset: number,
-    private readonly observers: ChunkObserver[]
+    private readonly observers: ChunkObserver[],
+    private readonly silence?: SilenceWatch
   ) {
     super({highWaterMark: 4 << 20})
     this.position = offset
@@ -28,10 +38,27 @@ export class HashingFileSink extends Writable {
     open(this.filePath, 'r+').then(
       (file) => {
         this.file = file
+        this.watchSilence()
         callback()
       },
       (error: Error) => callback(error)
     )
+  }
+
+  /** One timer for the whole stream, rearmed after each write (refresh() is cheap). */
+  private watchSilence(): void {
+    const silence = this.silence
+    if (!silence || silence.ms <= 0) return
+    this.silenceTimer = setTimeout(() => {
+      // A write still in flight rearms the timer when it ends.
+      if (!this.writing && !this.destroyed) silence.onSilence()
+    }, silence.ms)
+    this.silenceTimer.unref()
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    clearTimeout(this.silenceTimer)
+    callback()
   }
 
   override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
@@ -48,8 +75,11 @@ export class HashingFileSink extends Writable {
    * next write and this hash overlap, and nothing can observe the hashers in between.
    */
   private writeThenHash(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    this.writing = true
     this.writeAll(buffers).then(
       (written) => {
+        this.writing = false
+        this.silenceTimer?.refresh()
         callback()
         for (const buffer of written) this.observe(buffer)
       },
@@ -89,6 +119,7 @@ export class HashingFileSink extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.silenceTimer)
     const file = this.file
     this.file = undefined
     if (!file) return callback(error)

@@ -91,10 +91,31 @@ export class UploadRepository {
     return this.db.getRepository(UploadEntity).findOneBy({id})
   }
 
-  async recordProgress(id: string, progress: UploadProgress): Promise<void> {
-    await this.db
+  /** False when the upload is no longer receiving (completed, expired, terminated): nothing changed. */
+  async recordProgress(id: string, progress: UploadProgress): Promise<boolean> {
+    const result = await this.db
       .getRepository(UploadEntity)
       .update({id, status: UploadStatus.Uploading}, {...progress, unverifiedFrom: null, updatedAt: new Date()})
+    return (result.affected ?? 0) > 0
+  }
+
+  /**
+   * Progress during a request: the offset only moves forward (null: leave it, e.g. while a
+   * checksummed append is unverified), the expiry moves on. False when no longer receiving.
+   */
+  async checkpoint(id: string, progress: {bytesReceived: number | null; expiresAt: Date | null}): Promise<boolean> {
+    const qb = this.db
+      .createQueryBuilder()
+      .update(UploadEntity)
+      .set({
+        expiresAt: progress.expiresAt,
+        updatedAt: new Date(),
+        ...(progress.bytesReceived !== null ? {bytesReceived: () => 'GREATEST(bytes_received, :bytes)'} : {}),
+      })
+      .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
+    if (progress.bytesReceived !== null) qb.setParameter('bytes', progress.bytesReceived)
+    const result = await qb.execute()
+    return (result.affected ?? 0) > 0
   }
 
   /** Bytes past `offset` are unverified until the append's checksum is checked (null: none). */
@@ -166,6 +187,17 @@ export class UploadRepository {
     await this.db
       .getRepository(UploadEntity)
       .update({id}, {status, expiresAt: null, updatedAt: new Date()})
+  }
+
+  /** Marks an upload expired if it still is past its expiry (a request may just have moved it). */
+  async expireIfDue(id: string, now: Date): Promise<boolean> {
+    const result = await this.db
+      .createQueryBuilder()
+      .update(UploadEntity)
+      .set({status: UploadStatus.Expired, expiresAt: null, updatedAt: now})
+      .where('id = :id AND status = :status AND expires_at < :now', {id, status: UploadStatus.Uploading, now})
+      .execute()
+    return (result.affected ?? 0) > 0
   }
 
   /** Unfinished uploads held by this node, past their expiry, oldest first. */

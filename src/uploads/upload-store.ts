@@ -9,13 +9,17 @@ import path from 'node:path'
 import type {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {FileStore} from '@tus/file-store'
+import ms from 'ms'
 import {ERRORS, type Upload} from '@tus/utils'
-import {BadRequest, ChecksumMismatch, storageError, type AppError} from '../errors.js'
+import type {UploadRecord} from '../db/entities/upload.js'
+import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, type AppError} from '../errors.js'
 import {currentRequest, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest} from './checksum.js'
 import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
+import {checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
 import {UploadCatalog} from './upload-catalog.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
+import type {UploadLocker} from './upload-locker.js'
 import {UploadStatus} from './upload-status.js'
 import type {UploadRepository} from './upload-repository.js'
 
@@ -24,10 +28,19 @@ export interface UploadStoreOptions {
   nodeId: string
   /** How long an unfinished upload may go without progress before it expires; 0: never. */
   expiryMs: number
+  /** A request body silent this long is ended (what reached the file is kept); 0: never. */
+  idleTimeoutMs: number
+  /** The lock every write to an upload takes; the expiry sweep leaves locked uploads alone. */
+  locker: UploadLocker
+  /** Progress checkpoints during one request (default: every 3 s or 64 MiB, more often for a short expiry). */
+  checkpoints?: CheckpointPolicy
 }
 
 export class UploadStore extends FileStore {
   private readonly hashers = new LiveHashers()
+  /** Uploads a request of this process is writing right now. */
+  private readonly receiving = new Set<string>()
+  private readonly checkpoints: CheckpointPolicy
 
   constructor(
     private readonly uploads: UploadRepository,
@@ -36,6 +49,7 @@ export class UploadStore extends FileStore {
     // Expiration stays advertised, but @tus/server's creation-based checks are off (0): the
     // catalog answers 410 for expired uploads and the expiry sweeper removes them.
     super({directory: options.directory, configstore: new UploadCatalog(uploads, options), expirationPeriodInMilliseconds: 0})
+    this.checkpoints = options.checkpoints ?? checkpointPolicy(options.expiryMs)
   }
 
   filePath(id: string): string {
@@ -61,6 +75,9 @@ export class UploadStore extends FileStore {
    * upload, it is completed now, since the client will take the offset as done.
    */
   override async getUpload(id: string): Promise<Upload> {
+    // While a request of ours writes the upload, nothing died: its file runs ahead of the row
+    // (checkpoints lag), and unverified bytes are still being checked. Repair only the rest.
+    if (this.receiving.has(id)) return super.getUpload(id)
     const row = await this.uploads.findById(id)
     if (row?.unverifiedFrom != null) {
       await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
@@ -79,10 +96,24 @@ export class UploadStore extends FileStore {
     return upload
   }
 
-  /** `observers` see each chunk once it is on disk, after the hashers (e.g. to report progress). */
+  /**
+   * The one place request bodies reach upload files: tus PATCH and creation-with-upload, the
+   * draft endpoint. `observers` see each chunk once it is on disk, after the hashers (e.g. to
+   * report progress).
+   */
   override async write(readable: Readable, id: string, offset: number, observers: readonly ChunkObserver[] = []): Promise<number> {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
+    this.receiving.add(id)
+    try {
+      return await this.receive(readable, row, offset, observers)
+    } finally {
+      this.receiving.delete(id)
+    }
+  }
+
+  private async receive(readable: Readable, row: UploadRecord, offset: number, observers: readonly ChunkObserver[]): Promise<number> {
+    const id = row.id
     const file = this.filePath(id)
     const hasher = await this.hashers.at(id, file, offset)
 
@@ -91,13 +122,20 @@ export class UploadStore extends FileStore {
     const before = digest ? hasher.copy() : undefined
     if (digest) await this.uploads.setUnverifiedFrom(id, offset)
 
-    const sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), ...observers])
+    let sink: HashingFileSink | undefined
+    const stop = (error: AppError) => sink?.destroy(error)
+    const checkpoints = this.checkpointsFor(row, hasher, {unverified: digest !== undefined, stop})
+    sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), checkpoints, ...observers], {
+      ms: this.options.idleTimeoutMs,
+      onSilence: () => stop(new RequestTimeout(`the request body sent nothing for ${ms(this.options.idleTimeoutMs, {long: true})}; what arrived is kept, resume from Upload-Offset`, {Connection: 'close'})),
+    })
     let failure: unknown
     try {
       await pipeline(readable, sink)
     } catch (error) {
       failure = error
     }
+    await checkpoints.stop()
 
     if (digest && checksum) {
       const rejection = failure === undefined ? checkDigest(digest, checksum) : undefined
@@ -113,13 +151,41 @@ export class UploadStore extends FileStore {
     // Whatever reached the disk counts, even when the request was cut: record it.
     const finished = row.size !== null && sink.position === row.size
     const expiresAt = this.options.expiryMs > 0 && !finished ? new Date(Date.now() + this.options.expiryMs) : null
-    await this.uploads.recordProgress(id, {bytesReceived: sink.position, expiresAt})
+    const recorded = await this.uploads.recordProgress(id, {bytesReceived: sink.position, expiresAt})
     this.hashers.keep(id, hasher)
+    if (!recorded) await this.refuseIfGone(id)
     const context = currentRequest()
     if (context) context.uploadExpiresAt = expiresAt
 
     if (failure !== undefined) throw mapWriteFailure(failure)
     return sink.position
+  }
+
+  /**
+   * Checkpoints for one request. The offset they record is what the hashers hold (on disk and
+   * hashed), never the upload's full length (completing is the request's own last step), and
+   * never, during a checksummed append, bytes not yet verified: then only the expiry moves.
+   */
+  private checkpointsFor(
+    row: UploadRecord,
+    hasher: UploadHasher,
+    request: {unverified: boolean; stop: (error: AppError) => void}
+  ): ProgressCheckpoints {
+    return new ProgressCheckpoints(this.checkpoints, {
+      save: async () => {
+        const bytes = request.unverified || hasher.bytes === row.size ? null : hasher.bytes
+        const expiresAt = this.options.expiryMs > 0 ? new Date(Date.now() + this.options.expiryMs) : null
+        return this.uploads.checkpoint(row.id, {bytesReceived: bytes, expiresAt})
+      },
+      onGone: () => request.stop(goneWhileReceiving(row.id)),
+      onError: (error) => currentRequest()?.log.warn({err: error, uploadId: row.id}, 'could not record upload progress; the next checkpoint will'),
+    })
+  }
+
+  /** After a request found its row no longer receiving: 410 unless it was completed meanwhile. */
+  private async refuseIfGone(id: string): Promise<void> {
+    const now = await this.uploads.findById(id)
+    if (now?.status !== UploadStatus.Completed) throw goneWhileReceiving(id)
   }
 
   /**
@@ -139,19 +205,40 @@ export class UploadStore extends FileStore {
     this.hashers.keep(id, hasher)
   }
 
+  /**
+   * Removes this node's uploads past their expiry, except those whose lock is held: a request
+   * is writing them (its checkpoints move the expiry on), or is about to. Every write to an
+   * upload runs on the node that holds it (cluster forwarding), so this node's lock is enough.
+   */
   override async deleteExpired(): Promise<number> {
     let removed = 0
+    const busy = new Set<string>()
     for (;;) {
-      const batch = await this.uploads.findExpired(this.options.nodeId, new Date(), 100)
+      const now = new Date()
+      const batch = (await this.uploads.findExpired(this.options.nodeId, now, 100 + busy.size)).filter((row) => !busy.has(row.id))
       for (const row of batch) {
-        await unlink(this.filePath(row.id)).catch(ignoreMissing)
-        await this.uploads.markGone(row.id, 'expired')
-        removed++
+        const lock = this.options.locker.tryLock(row.id)
+        if (!lock) {
+          busy.add(row.id)
+          continue
+        }
+        try {
+          // Marked first: once the file goes, no request may find the row still receiving.
+          if (await this.uploads.expireIfDue(row.id, now)) {
+            await unlink(this.filePath(row.id)).catch(ignoreMissing)
+            removed++
+          }
+        } finally {
+          await lock.unlock()
+        }
       }
       if (batch.length < 100) return removed
     }
   }
 }
+
+const goneWhileReceiving = (id: string) =>
+  new Gone(`upload ${id} expired or was terminated while this request was sending it; its bytes were not kept`)
 
 function checkDigest(digest: RequestDigest, checksum: NonNullable<RequestContext['checksum']>): AppError | undefined {
   let expected = checksum.expected
