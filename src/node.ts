@@ -74,7 +74,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const locker = new UploadLocker()
   const store: UploadStore = new ObservedUploadStore(
     uploads,
-    {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry, idleTimeoutMs: config.uploadIdleTimeout, locker},
+    {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry, idleTimeoutMs: config.uploadIdleTimeout, maxSize: config.maxUploadSize, locker},
     metrics
   )
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
@@ -86,6 +86,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const concatenation = new UploadConcatenation(uploads, store, completion, log, {
     nodeId: config.nodeId,
     maxSize: config.maxUploadSize,
+    maxParts: config.maxConcatParts,
     openRemotePart: (part) => clusterParts.cluster.openUploadContent(part.nodeId, part.id),
   })
   const tus = createTusServer({config, locker, store, uploads, completion})

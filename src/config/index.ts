@@ -90,6 +90,8 @@ export const configSchema = z.object({
   expirySweepInterval: duration,
   /** A request body silent this long is ended, what reached the file kept; 0: never. */
   uploadIdleTimeout: duration,
+  /** The most partial uploads one final upload (tus concatenation) may list. */
+  maxConcatParts: z.coerce.number().int().min(1).max(1000),
   corsOrigins: z.string(),
   authJwtSecret: optionalString,
   authJwksUrl: url(['http:', 'https:']),
@@ -176,6 +178,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   uploadExpiry: 'UPLOAD_EXPIRY',
   expirySweepInterval: 'EXPIRY_SWEEP_INTERVAL',
   uploadIdleTimeout: 'UPLOAD_IDLE_TIMEOUT',
+  maxConcatParts: 'MAX_CONCAT_PARTS',
   corsOrigins: 'CORS_ORIGINS',
   authJwtSecret: 'AUTH_JWT_SECRET',
   authJwksUrl: 'AUTH_JWKS_URL',

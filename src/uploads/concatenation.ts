@@ -14,6 +14,7 @@ import type {Logger} from 'pino'
 import type {UploadRecord} from '../db/entities/upload.js'
 import {BadRequest, PayloadTooLarge} from '../errors.js'
 import type {UploadCompletion} from './completion.js'
+import {committedBytes} from './final-size-limit.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {describeUpload, encodeMetadata} from './metadata.js'
 import {UploadHasher} from './upload-hasher.js'
@@ -46,6 +47,8 @@ export class UploadConcatenation {
     private readonly options: {
       nodeId: string
       maxSize: number
+      /** The most partial uploads one final upload may list (MAX_CONCAT_PARTS). */
+      maxParts: number
       /** A partial upload held by another node (uploads through a load balancer land anywhere). */
       openRemotePart?: (part: UploadRecord) => Promise<NodeJS.ReadableStream>
     }
@@ -57,6 +60,9 @@ export class UploadConcatenation {
 
   /** Creates a final upload; assembles it at once if its partials are all complete. */
   async createFinal(request: FinalUploadRequest): Promise<UploadRecord> {
+    if (request.partIds.length > this.options.maxParts) {
+      throw new BadRequest(`Upload-Concat: final lists ${request.partIds.length} partial uploads; this server takes at most ${this.options.maxParts}`)
+    }
     const parts = await this.partsInOrder(request.partIds)
     for (const [i, part] of parts.entries()) {
       const label = `partial upload ${i + 1} (${request.partIds[i]!.slice(0, 64)})`
@@ -69,8 +75,11 @@ export class UploadConcatenation {
     }
     const known = parts.every((p) => p!.size !== null)
     const size = known ? parts.reduce((sum, p) => sum + p!.size!, 0) : null
-    if (size !== null && this.options.maxSize > 0 && size > this.options.maxSize) {
-      throw new PayloadTooLarge(`the partial uploads add up to ${size} bytes, over the maximum of ${this.options.maxSize}`)
+    // Lengths still deferred count with what their partials hold so far (see final-size-limit.ts).
+    const committed = parts.reduce((sum, p) => sum + committedBytes(p), 0)
+    if (this.options.maxSize > 0 && committed > this.options.maxSize) {
+      const what = size !== null ? `add up to ${size} bytes` : `already hold ${committed} bytes`
+      throw new PayloadTooLarge(`the partial uploads ${what}, over the maximum upload size of ${this.options.maxSize}`)
     }
     const {filename, filetype} = describeUpload(request.metadata)
     const row = await this.uploads.insert({
@@ -147,6 +156,10 @@ export class UploadConcatenation {
     if (parts.some((p) => p!.status !== UploadStatus.Completed)) return
 
     const size = parts.reduce((sum, p) => sum + p!.size!, 0)
+    if (this.options.maxSize > 0 && size > this.options.maxSize) {
+      await this.uploads.markFailed(finalId, `its partial uploads add up to ${size} bytes, over the maximum upload size (${this.options.maxSize} bytes); upload the file again in smaller parts`)
+      return
+    }
     if (final.size === null) await this.uploads.declareSize(finalId, size)
     const target = this.store.filePath(finalId)
     const temporary = `${target}.assembling`

@@ -200,6 +200,16 @@ export class UploadRepository {
     return (result.affected ?? 0) > 0
   }
 
+  /** Unfinished final uploads, on any node, that list partial upload `partId`. */
+  findPendingFinalsListing(partId: string): Promise<UploadRecord[]> {
+    return this.db
+      .getRepository(UploadEntity)
+      .createQueryBuilder('u')
+      .where(`u.status = :status AND u.upload_concat LIKE 'final;%' AND :partId = ANY(u.concat_parts)`, {status: UploadStatus.Uploading, partId})
+      .limit(100)
+      .getMany()
+  }
+
   /** Unfinished uploads held by this node, past their expiry, oldest first. */
   findExpired(nodeId: string, now: Date, limit: number): Promise<UploadRecord[]> {
     return this.db

@@ -15,9 +15,11 @@ import type {UploadRecord} from '../db/entities/upload.js'
 import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, type AppError} from '../errors.js'
 import {currentRequest, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest} from './checksum.js'
+import {FinalSizeLimit, type PartialGuard} from './final-size-limit.js'
 import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
 import {checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
 import {UploadCatalog} from './upload-catalog.js'
+import {PARTIAL} from './concatenation.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
 import type {UploadLocker} from './upload-locker.js'
 import {UploadStatus} from './upload-status.js'
@@ -30,6 +32,8 @@ export interface UploadStoreOptions {
   expiryMs: number
   /** A request body silent this long is ended (what reached the file is kept); 0: never. */
   idleTimeoutMs: number
+  /** MAX_UPLOAD_SIZE, for the sum of a final upload's partials (0: none). */
+  maxSize: number
   /** The lock every write to an upload takes; the expiry sweep leaves locked uploads alone. */
   locker: UploadLocker
   /** Progress checkpoints during one request (default: every 3 s or 64 MiB, more often for a short expiry). */
@@ -41,6 +45,7 @@ export class UploadStore extends FileStore {
   /** Uploads a request of this process is writing right now. */
   private readonly receiving = new Set<string>()
   private readonly checkpoints: CheckpointPolicy
+  readonly finalSizeLimit: FinalSizeLimit
 
   constructor(
     private readonly uploads: UploadRepository,
@@ -50,6 +55,7 @@ export class UploadStore extends FileStore {
     // catalog answers 410 for expired uploads and the expiry sweeper removes them.
     super({directory: options.directory, configstore: new UploadCatalog(uploads, options), expirationPeriodInMilliseconds: 0})
     this.checkpoints = options.checkpoints ?? checkpointPolicy(options.expiryMs)
+    this.finalSizeLimit = new FinalSizeLimit(uploads, options.maxSize)
   }
 
   filePath(id: string): string {
@@ -96,6 +102,12 @@ export class UploadStore extends FileStore {
     return upload
   }
 
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    const row = await this.uploads.findById(id)
+    if (row?.uploadConcat === PARTIAL) await this.finalSizeLimit.checkDeclared(id, length)
+    await super.declareUploadLength(id, length)
+  }
+
   /**
    * The one place request bodies reach upload files: tus PATCH and creation-with-upload, the
    * draft endpoint. `observers` see each chunk once it is on disk, after the hashers (e.g. to
@@ -104,15 +116,18 @@ export class UploadStore extends FileStore {
   override async write(readable: Readable, id: string, offset: number, observers: readonly ChunkObserver[] = []): Promise<number> {
     const row = await this.uploads.findById(id)
     if (!row) throw ERRORS.FILE_NOT_FOUND
+    const guard = row.uploadConcat === PARTIAL ? await this.finalSizeLimit.guard(id, offset) : undefined
     this.receiving.add(id)
     try {
-      return await this.receive(readable, row, offset, observers)
+      return await this.receive(readable, row, offset, {guard, observers})
     } finally {
       this.receiving.delete(id)
+      // The assembly checks the sum again: a final this cannot fail now still never goes over.
+      await guard?.settle().catch((error: unknown) => currentRequest()?.log.warn({err: error, uploadId: id}, 'could not fail a final upload over the size limit'))
     }
   }
 
-  private async receive(readable: Readable, row: UploadRecord, offset: number, observers: readonly ChunkObserver[]): Promise<number> {
+  private async receive(readable: Readable, row: UploadRecord, offset: number, {guard, observers}: {guard: PartialGuard | undefined; observers: readonly ChunkObserver[]}): Promise<number> {
     const id = row.id
     const file = this.filePath(id)
     const hasher = await this.hashers.at(id, file, offset)
@@ -124,14 +139,14 @@ export class UploadStore extends FileStore {
 
     let sink: HashingFileSink | undefined
     const stop = (error: AppError) => sink?.destroy(error)
-    const checkpoints = this.checkpointsFor(row, hasher, {unverified: digest !== undefined, stop})
+    const checkpoints = this.checkpointsFor(row, hasher, {unverified: digest !== undefined, guard, stop})
     sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), checkpoints, ...observers], {
       ms: this.options.idleTimeoutMs,
       onSilence: () => stop(new RequestTimeout(`the request body sent nothing for ${ms(this.options.idleTimeoutMs, {long: true})}; what arrived is kept, resume from Upload-Offset`, {Connection: 'close'})),
     })
     let failure: unknown
     try {
-      await pipeline(readable, sink)
+      await (guard ? pipeline(readable, guard, sink) : pipeline(readable, sink))
     } catch (error) {
       failure = error
     }
@@ -169,13 +184,16 @@ export class UploadStore extends FileStore {
   private checkpointsFor(
     row: UploadRecord,
     hasher: UploadHasher,
-    request: {unverified: boolean; stop: (error: AppError) => void}
+    request: {unverified: boolean; guard: PartialGuard | undefined; stop: (error: AppError) => void}
   ): ProgressCheckpoints {
     return new ProgressCheckpoints(this.checkpoints, {
       save: async () => {
         const bytes = request.unverified || hasher.bytes === row.size ? null : hasher.bytes
         const expiresAt = this.options.expiryMs > 0 ? new Date(Date.now() + this.options.expiryMs) : null
-        return this.uploads.checkpoint(row.id, {bytesReceived: bytes, expiresAt})
+        const receiving = await this.uploads.checkpoint(row.id, {bytesReceived: bytes, expiresAt})
+        const over = receiving ? await request.guard?.recheck(hasher.bytes) : undefined
+        if (over) request.stop(over)
+        return receiving
       },
       onGone: () => request.stop(goneWhileReceiving(row.id)),
       onError: (error) => currentRequest()?.log.warn({err: error, uploadId: row.id}, 'could not record upload progress; the next checkpoint will'),
