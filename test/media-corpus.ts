@@ -47,10 +47,17 @@ const RECIPES = {
     ffmpeg([
       ...lavfi('testsrc2=size=320x180:rate=50:duration=2'), ...tone(2), '-vf', 'interlace=scan=tff', ...X264, '-flags', '+ilme+ildct', '-x264opts', 'tff=1', ...AAC, '-shortest', out,
     ]),
+  /** 3 s of AAC with a 300x300 JPEG cover (an attached picture), as podcasts and music ship. */
+  audioWithCover: async (out: string, tmp: (n: string) => string) => {
+    await ffmpeg([...lavfi('testsrc2=size=300x300'), '-frames:v', '1', tmp('cover.jpg')])
+    await ffmpeg([...tone(3), '-i', tmp('cover.jpg'), '-map', '0:a', '-map', '1:v', ...AAC, '-c:v', 'mjpeg', '-disposition:v:0', 'attached_pic', out])
+  },
+  /** 3 s of AAC, nothing else. */
+  audioOnly: async (out: string) => ffmpeg([...tone(3), ...AAC, out]),
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES
-const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm'}
+const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm', audioWithCover: '.m4a', audioOnly: '.m4a'}
 
 export interface Corpus {
   /** The input's path, generated on first use. */

@@ -15,7 +15,7 @@ import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/probe.js'
 import {avcCodecString} from '../src/media/codecs.js'
 import {planRenditions} from '../src/media/rendition-ladder.js'
-import {takeSnapshots} from '../src/media/snapshots.js'
+import {takeSnapshots, takeStillPoster} from '../src/media/snapshots.js'
 import {transcodeMedia} from '../src/media/transcode.js'
 import {loadConfig} from '../src/config/index.js'
 import {ffmpeg, openCorpus, type Corpus, type CorpusInput} from './media-corpus.js'
@@ -207,5 +207,33 @@ describe('interlaced video (issue 17, point 6)', () => {
   it('a progressive video is left alone', async () => {
     const probe = await probeMedia(tools, await corpus.get('mpegTs'))
     assert.equal(probe.video?.interlaced, false)
+  })
+})
+
+describe('sound with or without cover art (issue 17, point 8)', () => {
+  it('cover art becomes the picture of the rendition, held over the whole sound, and the poster', async () => {
+    const {probe, plan, outDir} = await transcode('audioWithCover')
+    assert.equal(probe.video, null)
+    assert.equal(plan.kind, 'video')
+    const master = await readFile(path.join(outDir, 'hls/master.m3u8'), 'utf8')
+    assert.match(master, /RESOLUTION=300x300,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"\n300p\/index\.m3u8/)
+    const {segments} = await playlist(path.join(outDir, 'hls/300p/index.m3u8'))
+    near(segments.reduce((a, b) => a + b, 0), 3, 'EXTINF sum')
+    const mp4 = await ffprobe(path.join(outDir, 'video.mp4'))
+    assert.deepEqual(mp4.streams.map((s) => s.codec_type).sort(), ['audio', 'video'])
+    near(Number((await videoStream(path.join(outDir, 'video.mp4'))).duration), 3, 'picture in the MP4')
+
+    const posterDir = path.join(out, 'cover-poster')
+    const poster = await takeStillPoster({tools, source: await corpus.get('audioWithCover'), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000})
+    assert.deepEqual(await size(path.join(posterDir, poster)), [300, 300])
+    assert.ok((await meanLuma(path.join(posterDir, poster))) > 40, 'the cover, not a blank')
+  })
+
+  it('sound without cover art gets a plain generated poster', async () => {
+    const probe = await probeMedia(tools, await corpus.get('audioOnly'))
+    assert.equal(probe.cover, null)
+    const posterDir = path.join(out, 'plain-poster')
+    const poster = await takeStillPoster({tools, source: await corpus.get('audioOnly'), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000})
+    assert.deepEqual(await size(path.join(posterDir, poster)), [640, 360])
   })
 })

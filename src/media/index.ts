@@ -9,7 +9,7 @@ import type {DataSource} from 'typeorm'
 import type {Config} from '../config/index.js'
 import {Outcome} from '../jobs/outcome.js'
 import type {JobHandler} from '../jobs/registry.js'
-import {FfmpegTimedOut, SnapshotsIncomplete, UnplayableMedia} from './errors.js'
+import {FfmpegTimedOut, NoFrameWritten, SnapshotsIncomplete, UnplayableMedia} from './errors.js'
 import {MediaJobs, type MediaJobDeps} from './media-jobs.js'
 import {MediaRepository} from './media-repository.js'
 import {checkMediaToolsOnce, locateMediaTools, type MediaTools} from './media-tools.js'
@@ -58,6 +58,7 @@ export function mediaJobHandler<K extends 'transcode' | 'snapshot'>(jobs: MediaJ
       return Outcome.succeeded(result.note)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)
+      if (error instanceof NoFrameWritten) return Outcome.dead(error.message.split('\n')[0]!)
       if (error instanceof SnapshotsIncomplete) {
         // Deterministic: the same file gives the same frames. The upload stays as the transcode leaves it.
         context.log.warn({err: error, commands: error.missing.map((m) => m.commandLine)}, error.message)

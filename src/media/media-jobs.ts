@@ -14,7 +14,7 @@ import type {MediaRepository} from './media-repository.js'
 import type {MediaTools} from './media-tools.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from './probe.js'
 import {planRenditions} from './rendition-ladder.js'
-import {takeSnapshots, type SnapshotsTaken} from './snapshots.js'
+import {takeSnapshots, takeStillPoster, type SnapshotsTaken} from './snapshots.js'
 import {MASTER_PLAYLIST, MP4_NAME, transcodeMedia} from './transcode.js'
 
 export interface MediaJobDeps {
@@ -178,10 +178,16 @@ export class MediaJobs {
   }
 
   private async snapshotLoaded(uploadId: string, loaded: Loaded, context: MediaJobContext): Promise<MediaJobResult> {
-    if (!loaded.probe.video) return {done: true, note: 'audio only: no pictures to take'}
     const {repository, config} = this.deps
     const tools = await this.deps.tools
     const outDir = uploadMediaDir(config.dataDir, uploadId)
+    if (!loaded.probe.video) {
+      // Sound: its cover art, else a plain still, is the poster (and, with cover art, the picture the renditions show).
+      const file = await takeStillPoster({tools, source: loaded.source, cover: loaded.probe.cover, outDir, timeoutMs: config.ffmpegTimeout, signal: context.signal})
+      await repository.saveArtifacts(uploadId, config.nodeId, [{kind: 'poster', rendition: '', files: [await describeFile(outDir, file)]}])
+      await context.progress(100)
+      return {done: true, note: loaded.probe.cover ? 'audio: poster from its cover art' : 'audio: a generated poster'}
+    }
     const taken = await takeSnapshots({
       tools,
       source: loaded.source,

@@ -48,6 +48,8 @@ export interface MediaProbe {
   bitrate: number | null
   video: VideoStreamInfo | null
   audio: AudioStreamInfo | null
+  /** Cover art (an attached picture: MP3's APIC, M4A's covr), when the file has one. */
+  cover?: {index: number; width: number; height: number} | null
   streams: {index: number; type: string; codec: string | null}[]
 }
 
@@ -187,6 +189,7 @@ export function judge(data: FfprobeData, size: number, packetsEnd?: number | nul
   const streams = data.streams.map((s) => ({index: s.index, type: s.codec_type ?? 'unknown', codec: s.codec_name ?? null}))
   const videoStream = data.streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic)
   const audioStream = data.streams.find((s) => s.codec_type === 'audio')
+  const cover = data.streams.find((s) => s.codec_type === 'video' && s.disposition?.attached_pic)
   if (IMAGE_FORMATS.test(formatName)) {
     throw new UnplayableMedia(`file is not a video (it is a ${(videoStream?.codec_name ?? formatName).toUpperCase()} image)`)
   }
@@ -206,5 +209,6 @@ export function judge(data: FfprobeData, size: number, packetsEnd?: number | nul
       ? {codec: audioStream.codec_name ?? 'unknown', channels: audioStream.channels ?? 0, sampleRate: Number(audioStream.sample_rate ?? 0), bitrate: num(audioStream.bit_rate)}
       : null,
     streams,
+    cover: cover?.width && cover.height ? {index: cover.index, width: cover.width, height: cover.height} : null,
   }
 }

@@ -8,7 +8,7 @@
  * H.264 needs.
  */
 import type {RenditionConfig} from '../config/index.js'
-import type {MediaProbe} from './probe.js'
+import type {MediaProbe, VideoStreamInfo} from './probe.js'
 
 export interface Rendition {
   name: string
@@ -19,7 +19,14 @@ export interface Rendition {
 }
 
 export type TranscodePlan =
-  | {kind: 'video'; /** Highest first. */ renditions: Rendition[]; withAudio: boolean}
+  | {
+      kind: 'video'
+      /** Highest first. */
+      renditions: Rendition[]
+      withAudio: boolean
+      /** Sound with cover art: the picture is that one image (stream index), held over the sound. */
+      still?: {streamIndex: number}
+    }
   | {kind: 'audio'; audioBitrate: string}
 
 /** Rounds down to an even number of at least 2: never above the source, always encodable. */
@@ -27,9 +34,16 @@ export function even(size: number): number {
   return Math.max(2, Math.floor(size / 2) * 2)
 }
 
-export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio'>, ladder: readonly RenditionConfig[]): TranscodePlan {
+export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio' | 'cover'>, ladder: readonly RenditionConfig[]): TranscodePlan {
   const rungs = [...ladder].sort((a, b) => b.height - a.height)
   const lowest = rungs[rungs.length - 1]!
+  if (!probe.video && probe.cover) {
+    // One rendition of the cover is enough (a still picture), with the sound at the top rung's rate.
+    const cover: VideoStreamInfo = {codec: 'cover', width: probe.cover.width, height: probe.cover.height, rotation: 0, displayWidth: probe.cover.width, displayHeight: probe.cover.height, frameRate: null, bitrate: null}
+    const plan = planRenditions({video: cover, audio: probe.audio}, ladder) as Extract<TranscodePlan, {kind: 'video'}>
+    const lowest = plan.renditions[plan.renditions.length - 1]!
+    return {kind: 'video', renditions: [{...lowest, audioBitrate: rungs[0]!.audioBitrate}], withAudio: probe.audio !== null, still: {streamIndex: probe.cover.index}}
+  }
   if (!probe.video) return {kind: 'audio', audioBitrate: rungs[0]!.audioBitrate}
 
   const {displayWidth: w, displayHeight: h} = probe.video

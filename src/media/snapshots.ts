@@ -178,3 +178,23 @@ export async function takeSnapshots(o: SnapshotOptions): Promise<SnapshotsTaken>
   await attempt(async () => void (taken.storyboard = await storyboard(o)))
   return taken
 }
+
+/** A plain still for sound without cover art: something to show in the player and the list. */
+const GENERATED_STILL = 'color=c=0x1f2937:size=640x360'
+
+/**
+ * The poster of sound: its cover art (as large as the poster of a video may be), else a plain
+ * generated still. Returns the poster's path relative to outDir.
+ */
+export async function takeStillPoster(o: Omit<SnapshotOptions, 'probe' | 'thumbnailCount'> & {cover: {index: number} | null | undefined}): Promise<string> {
+  await mkdir(o.outDir, {recursive: true})
+  await writeAtomically(path.join(o.outDir, POSTER), async (temp) => {
+    const command = o.cover
+      ? ffmpeg({source: o.source, stdoutLines: 20}).outputOptions(['-map', `0:${o.cover.index}`, '-vf', `scale='min(${POSTER_MAX_WIDTH},iw)':-2`])
+      : ffmpeg({source: GENERATED_STILL, stdoutLines: 20}).inputOptions(['-f', 'lavfi'])
+    command.outputOptions(['-frames:v', '1', '-q:v', '3', '-f', 'image2', '-update', '1']).output(temp)
+    const run = await runFfmpeg(o.tools, command, {outputDuration: 0, timeoutMs: o.timeoutMs, ...(o.signal ? {signal: o.signal} : {})})
+    if (!(await stat(temp).catch(() => null))?.size) throw new NoFrameWritten('the poster (cover art)', run.commandLine, run.stderr)
+  })
+  return POSTER
+}

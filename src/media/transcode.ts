@@ -12,7 +12,7 @@ import {videoCodecOf} from './codecs.js'
 import {runFfmpeg} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
 import {colorTags, holdLastFrame, pictureFilters} from './picture.js'
-import type {MediaProbe, VideoStreamInfo} from './probe.js'
+import type {MediaProbe} from './probe.js'
 import type {Rendition, TranscodePlan} from './rendition-ladder.js'
 
 export const HLS_SEGMENT_SECONDS = 4
@@ -53,12 +53,26 @@ export const MASTER_PLAYLIST = 'hls/master.m3u8'
 
 const kbps = (bitrate: string) => Number.parseInt(bitrate, 10)
 
-function videoArgs(r: Rendition, preset: string, probe: MediaProbe & {video: VideoStreamInfo}): string[] {
+/** Frames a second of a still picture held over sound: few, since they are all the same. */
+const STILL_FPS = 5
+
+/** The picture of a rendition: the video stream, or the cover art repeated over the sound's length. */
+function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
+  const scale = `scale=${r.width}:${r.height}`
+  if (plan.still) {
+    const repeat = [scale, 'loop=loop=-1:size=1', `setpts=N/${STILL_FPS}/TB`].join(',')
+    // The copy would keep the attached_pic disposition, which MP4 allows only for JPEG/PNG covers.
+    return ['-map', `0:${plan.still.streamIndex}`, '-vf', repeat, '-r', String(STILL_FPS), '-t', String(probe.duration), '-disposition:v:0', 'default']
+  }
+  const video = probe.video!
+  const filters = [...pictureFilters(video, scale), ...holdLastFrame({...probe, video})]
+  return ['-map', '0:v:0', '-vf', filters.join(','), ...colorTags(video)]
+}
+
+function videoArgs(r: Rendition, preset: string, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
   const rate = kbps(r.videoBitrate)
-  const filters = [...pictureFilters(probe.video, `scale=${r.width}:${r.height}`), ...holdLastFrame(probe)]
   return [
-    '-map', '0:v:0', '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-vf', filters.join(','), ...colorTags(probe.video),
+    ...pictureArgs(r, plan, probe), '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-pix_fmt', 'yuv420p',
     '-b:v', `${rate}k`, '-maxrate', `${Math.round(rate * 1.1)}k`, '-bufsize', `${rate * 2}k`,
     '-force_key_frames', `expr:gte(t,n_forced*${KEYFRAME_SECONDS})`, '-sc_threshold', '0',
   ]
@@ -208,7 +222,6 @@ async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publish
   }
 
   const {renditions, withAudio} = o.plan
-  const probe = {...o.probe, video: o.probe.video!}
   const top = renditions[0]!
   // Lowest first (fastest to playable); the top one is the MP4, then a copy of it into HLS.
   const order = [...renditions].reverse()
@@ -220,11 +233,11 @@ async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publish
     const audio = withAudio ? audioArgs(r.audioBitrate) : ['-an']
     let files: string[]
     if (r === top) {
-      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset, probe), ...audio], (p) => step.progress(p * 0.95))
+      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], (p) => step.progress(p * 0.95))
       publish.download(MP4_NAME.video)
       files = await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05))
     } else {
-      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, probe), ...audio], o.source, step.progress)
+      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], o.source, step.progress)
     }
     step.done()
     publish.rendition(r.name, files)
