@@ -46,14 +46,33 @@ export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<
       answered = true
       ctx.res.writeHead(res.statusCode ?? 502, res.statusMessage, forwardableRawHeaders(res.rawHeaders))
       res.pipe(ctx.res)
-      res.on('end', () => resolve())
-      res.on('error', () => {
+      res.on('end', () => {
+        // Answered before the whole body was sent (a 409, a 413): the owner wants no more of it.
+        // The client's rest is read and dropped here, so its connection stays usable.
+        if (!ctx.req.complete) {
+          ctx.req.unpipe(upstream)
+          upstream.destroy()
+          ctx.req.resume()
+        }
+        resolve()
+      })
+      // The owner's connection lost mid-answer: the client's answer is cut too, never completed by us.
+      res.on('close', () => {
+        if (res.complete) return
         ctx.res.destroy()
         resolve()
       })
+      res.on('error', () => ctx.res.destroy())
     })
     upstream.on('error', () => {
-      if (!answered && !ctx.res.headersSent) {
+      if (answered) {
+        // The owner answered, then stopped reading the body (a 409 at the wrong offset): its
+        // answer is relayed whole by the events above; the rest of the client's body is dropped.
+        ctx.req.unpipe(upstream)
+        ctx.req.resume()
+        return
+      }
+      if (!ctx.res.headersSent) {
         const error = new ServiceUnavailable(unavailableMessage, {'Retry-After': '10'})
         ctx.res.writeHead(error.status, {'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '10', 'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store'})
         ctx.res.end(error.body)
@@ -74,6 +93,7 @@ export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<
     })
     ctx.req.pipe(upstream, {end: false})
     ctx.req.on('end', () => {
+      if (upstream.destroyed || upstream.writableEnded) return
       if (Object.keys(ctx.req.trailers).length > 0) upstream.addTrailers(ctx.req.trailers)
       upstream.end()
     })

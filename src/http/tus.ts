@@ -18,6 +18,7 @@ import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import {callerOf, type CallerLimits} from '../uploads/caller-limits.js'
 import {errorToAnswer} from './error-handler.js'
+import {drainUnreadBody} from './unread-body.js'
 import {serveUploadDownload} from './upload-download.js'
 import type {AppState} from './request-context.js'
 import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS} from './tus-protocol.js'
@@ -144,6 +145,7 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
     const response = decorate(ctx.method, await deps.tus.handleWeb(request))
     ctx.respond = false
+    if (response.status >= 400) drainUnreadBody(ctx.req, response.headers)
     await sendNodeResponse(ctx.res, response)
   }
 }
