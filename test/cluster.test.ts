@@ -233,12 +233,14 @@ describe('a cluster of three nodes behind haproxy', () => {
       const headers = {'x-artifact-sha256': sha256(files['poster.jpg']!), 'x-artifact-size': String(files['poster.jpg']!.length), 'upload-offset': '0'}
       const unsigned = await request('PUT', `${nodes[1]!.url}${target}`, {headers, body: files['poster.jpg']})
       assert.equal(unsigned.status, 401)
+      const {rows} = await db.query(`SELECT started_at FROM nodes WHERE id = 'node2'`)
+      const to = {id: 'node2', incarnation: new Date((rows[0] as {started_at: Date}).started_at).getTime()}
       const wrongSecret = await request('PUT', `${nodes[1]!.url}${target}`, {
-        headers: {...headers, 'x-cluster-signature': signRequest('another-secret-0123456789-abcdefghijklmn', 'node1', {method: 'PUT', path: target, headers})},
+        headers: {...headers, 'x-cluster-signature': signRequest('another-secret-0123456789-abcdefghijklmn', 'node1', to, {method: 'PUT', path: target, headers})},
         body: files['poster.jpg'],
       })
       assert.equal(wrongSecret.status, 401)
-      const signature = signRequest(SECRET, 'node1', {method: 'PUT', path: target, headers})
+      const signature = signRequest(SECRET, 'node1', to, {method: 'PUT', path: target, headers})
       const tampered = await request('PUT', `${nodes[1]!.url}${target}`, {headers: {...headers, 'upload-offset': '5', 'x-cluster-signature': signature}, body: files['poster.jpg']!.subarray(5)})
       assert.equal(tampered.status, 401)
       const content = await request('GET', `${nodes[0]!.url}/internal/uploads/${uploadId}/content`)

@@ -233,8 +233,10 @@ describe('fan-out of artifacts to peers', () => {
     }
     const post = (body: Buffer | string, signed = true) => {
       const target = `/internal/replicas/${uploadId}`
-      const headers = signed ? {'x-cluster-signature': signRequest(SECRET, 'node1', {method: 'POST', path: target, headers: {}})} : {}
-      return request('POST', `${node2().url}${target}`, {headers: {...headers, 'content-type': 'application/x-tar'}, body})
+      const length = String(Buffer.byteLength(body))
+      const to = {id: 'node2', incarnation: node2().cluster.cluster.registry.incarnation!}
+      const headers = signed ? {'x-cluster-signature': signRequest(SECRET, 'node1', to, {method: 'POST', path: target, headers: {'content-length': length}})} : {}
+      return request('POST', `${node2().url}${target}`, {headers: {...headers, 'content-type': 'application/x-tar', 'content-length': length}, body})
     }
 
     it('stores entries whose bytes match their row and rejects, without storing, those that do not', async () => {

@@ -1,16 +1,35 @@
 /**
- * Requests between nodes carry `X-Cluster-Signature: v1 node=<id>,t=<unix seconds>,sig=<hex>`,
+ * Requests between nodes carry
+ * `X-Cluster-Signature: v2 node=<sender>,to=<target>.<incarnation>,t=<unix seconds>,n=<nonce>,sig=<hex>`,
  * an HMAC-SHA256 with CLUSTER_SECRET over the method, the path with its query, the time, the
- * sending node and the headers that say what the body is and where it goes (the artifact's digest,
- * the offset it starts at, the peers it is forwarded to). A request older than five minutes, or
- * signed with another secret, is refused.
+ * sender, the target node and its incarnation (when it started), a random nonce, and the
+ * headers that say who asks and what the body is: `Authorization` (a forwarded client's token:
+ * the caller identity), `Content-Digest`, `Content-Length`, the artifact's digest and size, the
+ * peers a replica is forwarded to, and the tus headers that shape a write.
+ *
+ * A request is accepted once: older or newer than five minutes, for another node or another
+ * life of this one, with a nonce this node has already seen, or tampered: refused. Because the
+ * signature names its target and the target's incarnation, a per-process memory of the nonces
+ * seen in the window is enough (NonceWindow): a replay to another node fails the target check,
+ * and a replay after a restart fails the incarnation check; no shared table is needed.
  */
-import {createHmac, timingSafeEqual} from 'node:crypto'
+import {createHmac, randomBytes, timingSafeEqual} from 'node:crypto'
 
 export const SIGNATURE_HEADER = 'x-cluster-signature'
-/** Headers whose values the signature covers, besides method, path and time. */
-export const SIGNED_HEADERS = ['x-artifact-sha256', 'x-artifact-size', 'upload-offset', 'x-replica-chain'] as const
-const MAX_SKEW_SECONDS = 300
+/** Headers whose values the signature covers, besides method, path, time, nodes and nonce. */
+export const SIGNED_HEADERS = [
+  'authorization',
+  'content-digest',
+  'content-length',
+  'x-artifact-sha256',
+  'x-artifact-size',
+  'upload-offset',
+  'upload-length',
+  'upload-checksum',
+  'upload-concat',
+  'x-replica-chain',
+] as const
+export const MAX_SKEW_SECONDS = 300
 
 export interface SignedRequest {
   method: string
@@ -19,28 +38,77 @@ export interface SignedRequest {
   headers: Record<string, string | undefined>
 }
 
-function canonical(request: SignedRequest, node: string, time: number): string {
+/** The node a request is for: its id and the time its current life started (ms). */
+export interface SignatureTarget {
+  id: string
+  incarnation: number
+}
+
+interface Fields {
+  node: string
+  to: string
+  time: number
+  nonce: string
+}
+
+function canonical(request: SignedRequest, fields: Fields): string {
   const signed = SIGNED_HEADERS.map((h) => `${h}:${request.headers[h] ?? ''}`)
-  return [request.method.toUpperCase(), request.path, String(time), node, ...signed].join('\n')
+  return ['v2', request.method.toUpperCase(), request.path, String(fields.time), fields.node, fields.to, fields.nonce, ...signed].join('\n')
 }
 
 const hmac = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest()
+const targetName = (target: SignatureTarget) => `${target.id}.${target.incarnation}`
 
-export function signRequest(secret: string, node: string, request: SignedRequest, now = Date.now()): string {
-  const time = Math.floor(now / 1000)
-  return `v1 node=${node},t=${time},sig=${hmac(secret, canonical(request, node, time)).toString('hex')}`
+export function signRequest(secret: string, node: string, target: SignatureTarget, request: SignedRequest, now = Date.now(), nonce = randomBytes(16).toString('hex')): string {
+  const fields = {node, to: targetName(target), time: Math.floor(now / 1000), nonce}
+  return `v2 node=${node},to=${fields.to},t=${fields.time},n=${nonce},sig=${hmac(secret, canonical(request, fields)).toString('hex')}`
 }
 
 export type Verdict = {ok: true; node: string} | {ok: false; reason: string}
 
-export function verifyRequest(secret: string, header: string | undefined, request: SignedRequest, now = Date.now()): Verdict {
+/**
+ * Checks a signature for this node (`self`); `nonces` remembers the ones accepted, so each is
+ * accepted once. Without `nonces`, nothing is remembered (only for tests of the format).
+ */
+export function verifyRequest(secret: string, header: string | undefined, request: SignedRequest, self: SignatureTarget, nonces?: NonceWindow, now = Date.now()): Verdict {
   if (!header) return {ok: false, reason: 'no cluster signature'}
-  const match = /^v1 node=([^,\s]{1,128}),t=(\d{1,12}),sig=([0-9a-f]{64})$/.exec(header.trim())
+  const match = /^v2 node=([^,\s]{1,128}),to=([^,\s]{1,160}),t=(\d{1,12}),n=([0-9a-f]{32}),sig=([0-9a-f]{64})$/.exec(header.trim())
   if (!match) return {ok: false, reason: 'malformed cluster signature'}
-  const [, node, time, signature] = match as unknown as [string, string, string, string]
-  if (Math.abs(Math.floor(now / 1000) - Number(time)) > MAX_SKEW_SECONDS) return {ok: false, reason: 'cluster signature expired'}
-  const expected = hmac(secret, canonical(request, node, Number(time)))
+  const [, node, to, time, nonce, signature] = match as unknown as [string, string, string, string, string, string]
+  const seconds = Number(time)
+  if (Math.abs(Math.floor(now / 1000) - seconds) > MAX_SKEW_SECONDS) return {ok: false, reason: 'cluster signature expired'}
+  const expected = hmac(secret, canonical(request, {node, to, time: seconds, nonce}))
   const given = Buffer.from(signature, 'hex')
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return {ok: false, reason: 'cluster signature does not match'}
+  if (to !== targetName(self)) return {ok: false, reason: to.startsWith(`${self.id}.`) ? 'cluster signature is for an earlier life of this node' : 'cluster signature is for another node'}
+  if (nonces && !nonces.claim(nonce, seconds, now)) return {ok: false, reason: 'cluster signature replayed (nonce already seen)'}
   return {ok: true, node}
+}
+
+/**
+ * The nonces accepted in the last window. An entry is kept until its signature's time is past
+ * the skew allowed, after which the time check refuses the signature anyway.
+ */
+export class NonceWindow {
+  private readonly seen = new Map<string, number>()
+  private nextPrune = 0
+
+  /** True the first time `nonce` is seen within its window. */
+  claim(nonce: string, signedAt: number, now = Date.now()): boolean {
+    const nowSeconds = Math.floor(now / 1000)
+    if (nowSeconds >= this.nextPrune) this.prune(nowSeconds)
+    const expiry = this.seen.get(nonce)
+    if (expiry !== undefined && expiry >= nowSeconds) return false
+    this.seen.set(nonce, signedAt + MAX_SKEW_SECONDS + 1)
+    return true
+  }
+
+  get size(): number {
+    return this.seen.size
+  }
+
+  private prune(nowSeconds: number): void {
+    for (const [nonce, expiry] of this.seen) if (expiry < nowSeconds) this.seen.delete(nonce)
+    this.nextPrune = nowSeconds + 10
+  }
 }

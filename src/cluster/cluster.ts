@@ -5,11 +5,14 @@
 import type {Context} from 'koa'
 import type {Logger} from 'pino'
 import {Unauthorized} from '../errors.js'
-import {SIGNATURE_HEADER, signRequest, verifyRequest} from './cluster-signature.js'
-import type {NodeRegistry} from './node-registry.js'
+import {NonceWindow, SIGNATURE_HEADER, signRequest, verifyRequest, type Verdict} from './cluster-signature.js'
+import type {ClusterNode, NodeRegistry} from './node-registry.js'
 import {peerRequest} from './peer-http.js'
 
 export class Cluster {
+  /** Nonces of the signed requests this node accepted in the last window (each is accepted once). */
+  private readonly nonces = new NonceWindow()
+
   constructor(
     readonly registry: NodeRegistry,
     private readonly secret: string | undefined,
@@ -25,22 +28,20 @@ export class Cluster {
     return this.secret !== undefined
   }
 
-  /** `headers` plus the signature over them, for a request to a peer. */
-  sign(method: string, path: string, headers: Record<string, string> = {}): Record<string, string> {
-    return {...headers, ...this.signature(method, path, headers)}
+  /** `headers` plus the signature over them, for a request to the peer `target`. */
+  sign(method: string, path: string, target: ClusterNode, headers: Record<string, string> = {}): Record<string, string> {
+    return {...headers, ...this.signature(method, path, target, headers)}
   }
 
-  /** Only the signature header, over headers the request already carries (when forwarding one). */
-  signature(method: string, path: string, present: Record<string, string | string[] | undefined>): Record<string, string> {
+  /** Only the signature header, over headers the request already carries (when forwarding one to `target`). */
+  signature(method: string, path: string, target: ClusterNode, present: Record<string, string | string[] | undefined>): Record<string, string> {
     if (!this.secret) throw new Error('CLUSTER_SECRET is not set: this node cannot talk to peers')
-    return {[SIGNATURE_HEADER]: signRequest(this.secret, this.self.id, {method, path, headers: lower(present)})}
+    return {[SIGNATURE_HEADER]: signRequest(this.secret, this.self.id, {id: target.id, incarnation: target.startedAt.getTime()}, {method, path, headers: lower(present)})}
   }
 
-  /** The peer that signed this request; refuses (401, and a log line) anything else. */
+  /** The peer that signed this request; refuses (401, and a log line) anything else, a replay included. */
   authenticate(ctx: Context): string {
-    const verdict = this.secret
-      ? verifyRequest(this.secret, ctx.get(SIGNATURE_HEADER) || undefined, {method: ctx.method, path: ctx.originalUrl, headers: lower(ctx.headers as Record<string, string>)})
-      : ({ok: false, reason: 'this node has no CLUSTER_SECRET'} as const)
+    const verdict = this.verify(ctx)
     if (!verdict.ok) {
       this.log.warn({method: ctx.method, path: ctx.path, from: ctx.ip, reason: verdict.reason}, 'refused an unauthenticated cluster request')
       throw new Unauthorized(`cluster request refused: ${verdict.reason}`)
@@ -53,7 +54,7 @@ export class Cluster {
     const node = await this.registry.find(nodeId)
     if (!node?.live) throw new Error(`node ${nodeId}, which holds upload ${uploadId}, is not live`)
     const path = `/internal/uploads/${encodeURIComponent(uploadId)}/content`
-    const res = await peerRequest(new URL(path, node.url), {method: 'GET', headers: this.sign('GET', path)})
+    const res = await peerRequest(new URL(path, node.url), {method: 'GET', headers: this.sign('GET', path, node)})
     if (res.statusCode !== 200) {
       res.resume()
       throw new Error(`node ${nodeId} answered ${res.statusCode} for the bytes of upload ${uploadId}`)
@@ -61,10 +62,23 @@ export class Cluster {
     return res
   }
 
-  /** True when the request was forwarded by a peer (signed), so it must not be forwarded again. */
+  /**
+   * True when the request was forwarded by a peer (signed), so it must not be forwarded again.
+   * A request that carries a signature that does not hold (tampered, replayed, for another node)
+   * is refused, not served as a client's.
+   */
   isForwarded(ctx: Context): boolean {
     if (!this.secret || !ctx.get(SIGNATURE_HEADER)) return false
-    return verifyRequest(this.secret, ctx.get(SIGNATURE_HEADER), {method: ctx.method, path: ctx.originalUrl, headers: lower(ctx.headers as Record<string, string>)}).ok
+    this.authenticate(ctx)
+    return true
+  }
+
+  private verify(ctx: Context): Verdict {
+    if (!this.secret) return {ok: false, reason: 'this node has no CLUSTER_SECRET'}
+    const incarnation = this.registry.incarnation
+    if (incarnation === undefined) return {ok: false, reason: 'this node has not joined the cluster yet'}
+    const request = {method: ctx.method, path: ctx.originalUrl, headers: lower(ctx.headers as Record<string, string>)}
+    return verifyRequest(this.secret, ctx.get(SIGNATURE_HEADER) || undefined, request, {id: this.self.id, incarnation}, this.nonces)
   }
 }
 

@@ -23,12 +23,17 @@ export class NodeRegistry {
     private readonly options: {heartbeatMs: number; ttlMs: number}
   ) {}
 
+  /** When this life of the node started, as its peers read it (ms); set by start(). */
+  incarnation?: number
+
   async start(): Promise<void> {
-    await this.db.query(
+    const [row] = (await this.db.query(
       `INSERT INTO nodes (id, url, started_at, last_seen_at) VALUES ($1, $2, now(), now())
-       ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, started_at = now(), last_seen_at = now()`,
+       ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, started_at = now(), last_seen_at = now()
+       RETURNING started_at`,
       [this.self.id, this.self.url]
-    )
+    )) as Array<{started_at: Date}>
+    this.incarnation = new Date(row!.started_at).getTime()
     this.timer = setInterval(() => void this.beat(), this.options.heartbeatMs)
     this.timer.unref()
   }

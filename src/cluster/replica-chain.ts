@@ -128,7 +128,7 @@ export async function sendAlongChain(deps: ChainDeps, artifact: ArtifactRecord, 
 async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNode, rest: ClusterNode[], openBody: OpenBody, signal?: AbortSignal): Promise<ChainLink[]> {
   const path = replicaPath(artifact)
   const url = new URL(path, node.url)
-  const probe = await peerRequest(url, {method: 'HEAD', headers: deps.cluster.sign('HEAD', path, {'x-artifact-sha256': artifact.sha256}), signal})
+  const probe = await peerRequest(url, {method: 'HEAD', headers: deps.cluster.sign('HEAD', path, node, {'x-artifact-sha256': artifact.sha256}), signal})
   probe.resume()
   if (probe.statusCode !== 200) throw new Error(`${node.id} answered ${probe.statusCode} to the replica probe`)
   if (probe.headers['x-replica-sha256'] === artifact.sha256) {
@@ -136,7 +136,7 @@ async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNo
     return [{node: node.id, status: 'held'}]
   }
   const offset = Number(probe.headers['upload-offset'] ?? 0)
-  const headers = deps.cluster.sign('PUT', path, {
+  const headers = deps.cluster.sign('PUT', path, node, {
     'x-artifact-sha256': artifact.sha256,
     'x-artifact-size': String(artifact.size),
     'upload-offset': String(offset),
@@ -188,7 +188,7 @@ export class ChainForwarder {
       }
       const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
       const rest = chain.slice(1)
-      const headers = this.deps.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE, ...(rest.length > 0 ? {[CHAIN_HEADER]: rest.join(',')} : {})})
+      const headers = this.deps.cluster.sign('POST', bundlePath, next, {'content-type': BUNDLE_CONTENT_TYPE, ...(rest.length > 0 ? {[CHAIN_HEADER]: rest.join(',')} : {})})
       try {
         const res = await peerRequest(new URL(bundlePath, next.url), {method: 'POST', headers, body: down})
         const text = await readText(res, 4 << 20)

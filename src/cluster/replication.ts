@@ -116,7 +116,7 @@ export class Replicator {
     const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
     const sends = targets.map((target) => {
       const writer = new BundleWriter()
-      const headers = this.cluster.sign('POST', bundlePath, {'content-type': BUNDLE_CONTENT_TYPE, ...(chain.length > 0 ? {[CHAIN_HEADER]: chain.map((n) => n.id).join(',')} : {})})
+      const headers = this.cluster.sign('POST', bundlePath, target, {'content-type': BUNDLE_CONTENT_TYPE, ...(chain.length > 0 ? {[CHAIN_HEADER]: chain.map((n) => n.id).join(',')} : {})})
       const answer = (async () => {
         try {
           const res = await peerRequest(new URL(bundlePath, target.url), {method: 'POST', headers, body: writer.stream, signal})
@@ -200,7 +200,7 @@ export class Replicator {
       return createReadStream(file, {start: offset, highWaterMark: 1 << 20})
     }
     const mediaPath = `/media/${artifactUrlPath(artifact)}`
-    const res = await peerRequest(new URL(mediaPath, source.url), {method: 'GET', headers: {...this.cluster.sign('GET', mediaPath), range: `bytes=${offset}-`}, signal})
+    const res = await peerRequest(new URL(mediaPath, source.url), {method: 'GET', headers: {...this.cluster.sign('GET', mediaPath, source), range: `bytes=${offset}-`}, signal})
     if (res.statusCode !== 206 && !(res.statusCode === 200 && offset === 0)) {
       res.resume()
       throw new Error(`${source.id} answered ${res.statusCode} for ${artifact.path}`)
