@@ -106,7 +106,7 @@ export const configSchema = z.object({
   quotaBytesInFlight: size,
   rateLimitCreations: z.coerce.number().int().min(0),
   sseMaxPerSubject: z.coerce.number().int().min(0),
-  /** How often an upload's event stream looks for changes, and how often it sends a heartbeat. */
+  /** How often event streams look for changes while the node's change listener is down (uploads/upload-changes.ts), and how often they send a heartbeat. */
   eventsPollInterval: duration,
   eventsHeartbeatInterval: duration,
   /** The address peers use to reach this node (default: http://HOST:PORT). */
