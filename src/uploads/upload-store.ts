@@ -6,8 +6,8 @@
  */
 import {truncate, unlink} from 'node:fs/promises'
 import path from 'node:path'
-import type {Readable} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
+import type {Readable, Writable} from 'node:stream'
+import {finished, pipeline} from 'node:stream/promises'
 import {FileStore} from '@tus/file-store'
 import ms from 'ms'
 import {ERRORS, type Upload} from '@tus/utils'
@@ -146,7 +146,7 @@ export class UploadStore extends FileStore {
     })
     let failure: unknown
     try {
-      await (guard ? pipeline(readable, guard, sink) : pipeline(readable, sink))
+      await streamInto(readable, guard ? [guard, sink] : [sink])
     } catch (error) {
       failure = error
     }
@@ -253,6 +253,20 @@ export class UploadStore extends FileStore {
       if (batch.length < 100) return removed
     }
   }
+}
+
+/**
+ * Streams `source` through `stages` (the last one writes the file). A stage's error stops them
+ * without destroying `source`: @tus/server pipes the request into it within its own pipeline,
+ * which answers, and releases the upload's lock, as soon as `source` is destroyed, before this
+ * write could record what it stored. `source`'s own errors (the client went away) still stop
+ * the stages.
+ */
+async function streamInto(source: Readable, stages: [Writable, ...Writable[]]): Promise<void> {
+  const head = stages[0]
+  finished(source, {writable: false}).catch((error: unknown) => head.destroy(error as Error))
+  source.pipe(head)
+  await (stages.length > 1 ? pipeline(stages) : finished(head))
 }
 
 const goneWhileReceiving = (id: string) =>
