@@ -3,8 +3,8 @@
  * any upload; a final upload is the sum of its partials, so the sum is held to it too: when the
  * final is created (what its partials hold or declare), whenever a partial that an unfinished
  * final lists declares its length or receives bytes, and once more at assembly. Partials may
- * receive in parallel, on any node: each request re-reads the others' progress at its
- * checkpoints, so together they pass the limit by at most a checkpoint's worth before one of
+ * receive in parallel, on any node, and a final may be created while they do: each request
+ * re-reads the finals that list it and the others' progress at its checkpoints, so together they pass the limit by at most a checkpoint's worth before one of
  * them is refused, and the assembly never builds a final over it. A final that goes over fails
  * with the reason; the partial's request answers 413, keeping what it stored before the limit.
  */
@@ -59,11 +59,15 @@ export class FinalSizeLimit {
     }
   }
 
-  /** The bound for one request writing partial `partId` from `offset`; undefined when there is none. */
+  /**
+   * The bound for one request writing partial `partId` from `offset`, also when no final lists
+   * it yet: one may be created while this request streams (concatenation-unfinished), and the
+   * checkpoints will see it. undefined when there is no limit.
+   */
   async guard(partId: string, offset: number): Promise<PartialGuard | undefined> {
+    if (this.maxSize <= 0) return undefined
     const room = await this.roomFor(partId)
-    if (!room) return undefined
-    if (offset > room.bytes) {
+    if (room && offset > room.bytes) {
       await this.fail(room.final)
       throw this.tooLarge(room.final, `at ${offset} bytes`)
     }
@@ -90,30 +94,28 @@ export class PartialGuard extends Transform {
     private readonly limit: FinalSizeLimit,
     private readonly partId: string,
     offset: number,
-    private room: PartialRoom
+    /** undefined: no unfinished final lists the partial (now). */
+    private room: PartialRoom | undefined
   ) {
     super()
     this.passed = offset
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.passed + chunk.byteLength > this.room.bytes) {
-      this.over = this.room
-      return done(this.limit.tooLarge(this.room.final, `past ${this.room.bytes} bytes of this one`))
+    const room = this.room
+    if (room && this.passed + chunk.byteLength > room.bytes) {
+      this.over = room
+      return done(this.limit.tooLarge(room.final, `past ${room.bytes} bytes of this one`))
     }
     this.passed += chunk.byteLength
     done(null, chunk)
   }
 
-  /** At a checkpoint: the others' progress since; an error when `position` is already past the room. */
+  /** At a checkpoint: the finals listing it and the others' progress since; an error when `position` is already past the room. */
   async recheck(position: number): Promise<AppError | undefined> {
     const room = await this.limit.roomFor(this.partId)
-    if (!room) {
-      // No unfinished final lists it any more (failed, or assembled elsewhere): no bound of ours.
-      this.room = {...this.room, bytes: Number.MAX_SAFE_INTEGER}
-      return undefined
-    }
     this.room = room
+    if (!room) return undefined
     if (position <= room.bytes) return undefined
     this.over = room
     return this.limit.tooLarge(room.final, `at ${position} bytes`)

@@ -100,6 +100,17 @@ describe('MAX_UPLOAD_SIZE and concatenation (postgres database)', () => {
     assert.equal(row?.sha256, null)
   })
 
+  it('a final created while its two partials are receiving: one of them is refused once together they pass the limit', async () => {
+    const [a, b] = [await partial(null), await partial(null)]
+    const streams = [a, b].map((url) => streamed(url, 0, randomBytes(700_000), {pauseMs: 200}))
+    await pause(600)
+    const final = await finalOf([a, b])
+    assert.equal(final.status, 201, final.body)
+    const statuses = (await Promise.all(streams)).map((r) => r.status)
+    assert.ok(statuses.includes(413), `statuses ${statuses.join(', ')}`)
+    assert.equal((await node.uploads.findById(finalId(final)))?.status, 'failed')
+  })
+
   it('refuses a final whose partials already hold, or declare, more than the limit (413)', async () => {
     const [a, b] = [await partial(null), await partial(null)]
     assert.equal((await patch(a, 0, randomBytes(600_000))).status, 204)
