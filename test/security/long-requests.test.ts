@@ -224,18 +224,18 @@ describe('a node killed in the middle of a long PATCH, after a checkpoint', () =
   })
 
   it('resumes from a consistent offset with the right hashes', async () => {
-    const env = {DATA_DIR: dataDir, DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema.schema, UPLOAD_EXPIRY: '4s'}
+    const env = {DATA_DIR: dataDir, DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema.schema, UPLOAD_EXPIRY: '20s'}
     const port = await freePort()
     let node = await spawnNode(env, port)
-    const data = randomBytes(4 << 20)
+    const data = randomBytes(16 << 20)
     const url = await createUpload(node.url, data.length)
     const status = async () => (await (await fetch(`${node.url}/api/uploads/${idOf(url)}`)).json()) as {offset: number; status: string; sha256: string; md5: string}
 
     const patch = streamingPatch(url, 0, data.length)
     let sent = 0
     let checkpointed = 0
-    // Stream until a checkpoint shows in the row mid-request (every second with a 4 s expiry).
-    for (const deadline = Date.now() + 8000; checkpointed === 0 && Date.now() < deadline; ) {
+    // Stream until a checkpoint shows in the row mid-request (every 3 s; the expiry outlasts a restart).
+    for (const deadline = Date.now() + 15_000; checkpointed === 0 && Date.now() < deadline; ) {
       await patch.write(data.subarray(sent, sent + 65536))
       sent += 65536
       await pause(50)
