@@ -26,6 +26,8 @@ export interface RequestContext {
   checksum?: {expected?: Checksum; fromTrailer?: () => string | undefined}
   /** For a partial tus upload being created (Upload-Concat: partial). */
   uploadConcat?: string
+  /** The upload a creation request (POST) made, once @tus/server has stored it. */
+  createdUploadId?: string
   /**
    * The upload this request names, as read before the request took the upload's lock: for the
    * access checks made before it (owner, where it lives), never for the write itself.

@@ -4,7 +4,8 @@
  * completion, Upload-Expires, and error answers that never blame the client for our faults.
  */
 import {Server as TusServer} from '@tus/server'
-import {ERRORS, type Locker} from '@tus/utils'
+import {ERRORS, EVENTS, type Locker} from '@tus/utils'
+import {unlink} from 'node:fs/promises'
 import {STATUS_CODES, type IncomingMessage} from 'node:http'
 import type {Context, Middleware} from 'koa'
 import {NodeRequest, sendNodeResponse} from 'srvx/node'
@@ -43,7 +44,7 @@ export function allowedOrigins(config: Pick<Config, 'corsOrigins'>): string[] | 
 
 export function createTusServer({config, locker, store, uploads, completion}: TusDeps): TusServer {
   store.extensions = TUS_EXTENSIONS
-  return new TusServer({
+  const server = new TusServer({
     path: TUS_PATH,
     datastore: store,
     locker,
@@ -80,6 +81,12 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
       return {status_code: 500, body: 'internal error while handling the upload\n'}
     },
   })
+  // Which upload a creation request made, so a creation whose body fails can take it back (discardFailedCreation).
+  server.on(EVENTS.POST_CREATE, (_req, upload) => {
+    const context = currentRequest()
+    if (context) context.createdUploadId = upload.id
+  })
+  return server
 }
 
 export interface TusEndpointDeps extends Omit<ConcatDeps, 'uploadUrl'> {
@@ -144,9 +151,24 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
 
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
     const response = decorate(ctx.method, await deps.tus.handleWeb(request))
+    const bodyCut = !ctx.req.complete && (Number(ctx.get('content-length')) > 0 || ctx.get('transfer-encoding') !== '')
+    if (context.createdUploadId && (response.status >= 400 || bodyCut)) await discardFailedCreation(context.createdUploadId, deps)
     ctx.respond = false
     if (response.status >= 400) drainUnreadBody(ctx.req, response.headers)
     await sendNodeResponse(ctx.res, response)
+  }
+}
+
+/**
+ * A creation-with-upload whose body failed (460 checksum, 413, an error, a client gone before
+ * its end) gave the client no Location: nobody can resume it, so its row and file go now
+ * instead of holding a quota until they expire.
+ */
+async function discardFailedCreation(id: string, deps: Pick<TusEndpointDeps, 'uploads' | 'store'>): Promise<void> {
+  try {
+    if (await deps.uploads.discardUnfinished(id)) await unlink(deps.store.filePath(id)).catch(() => {})
+  } catch (error) {
+    currentRequest()?.log.warn({err: error, uploadId: id}, 'could not discard the upload of a failed creation; it expires instead')
   }
 }
 

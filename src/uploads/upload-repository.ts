@@ -183,6 +183,12 @@ export class UploadRepository {
     return qb.limit(100).getMany()
   }
 
+  /** Deletes an upload that never finished (its creation failed): true when there was one. */
+  async discardUnfinished(id: string): Promise<boolean> {
+    const result = await this.db.getRepository(UploadEntity).delete({id, status: UploadStatus.Uploading})
+    return (result.affected ?? 0) > 0
+  }
+
   async markGone(id: string, status: typeof UploadStatus.Expired | typeof UploadStatus.Terminated): Promise<void> {
     await this.db
       .getRepository(UploadEntity)
