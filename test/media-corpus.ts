@@ -54,10 +54,14 @@ const RECIPES = {
   },
   /** 3 s of AAC, nothing else. */
   audioOnly: async (out: string) => ffmpeg([...tone(3), ...AAC, out]),
+  /** PAL DV-style anamorphic: 720x576 stored, pixels 16:15 wide, shown 768x576 (4:3). */
+  anamorphic: async (out: string) => ffmpeg([...testsrc(2, '720x576'), '-vf', 'setsar=16/15', ...X264, out]),
+  /** A JPEG photo. */
+  photo: async (out: string) => ffmpeg([...testsrc(1), '-frames:v', '1', out]),
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES
-const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm', audioWithCover: '.m4a', audioOnly: '.m4a'}
+const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm', audioWithCover: '.m4a', audioOnly: '.m4a', photo: '.jpg'}
 
 export interface Corpus {
   /** The input's path, generated on first use. */

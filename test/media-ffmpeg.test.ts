@@ -115,7 +115,7 @@ describe('transcodeMedia', () => {
     // faststart: the moov box comes before mdat.
     const head = (await readFile(path.join(outDir, 'video.mp4'))).subarray(0, 64).toString('latin1')
     assert.ok(head.indexOf('moov') > 0 && (head.indexOf('mdat') === -1 || head.indexOf('moov') < head.indexOf('mdat')), 'moov first')
-    for (const [name, w, h] of [['360p', 640, 360], ['480p', 852, 480], ['720p', 1280, 720], ['1080p', 1920, 1080]] as const) {
+    for (const [name, w, h] of [['360p', 640, 360], ['480p', 854, 480], ['720p', 1280, 720], ['1080p', 1920, 1080]] as const) {
       const variant = await ffprobe(path.join(outDir, 'hls', name, 'index.m3u8'))
       const v = variant.streams.find((s) => s.codec_type === 'video')!
       assert.deepEqual([v.codec_name, v.width, v.height], ['h264', w, h], name)

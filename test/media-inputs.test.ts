@@ -10,7 +10,7 @@ import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {promisify} from 'node:util'
 import pino from 'pino'
-import {NoFrameWritten, SnapshotsIncomplete} from '../src/media/errors.js'
+import {NoFrameWritten, SnapshotsIncomplete, UnplayableMedia} from '../src/media/errors.js'
 import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/probe.js'
 import {avcCodecString} from '../src/media/codecs.js'
@@ -235,5 +235,23 @@ describe('sound with or without cover art (issue 17, point 8)', () => {
     const posterDir = path.join(out, 'plain-poster')
     const poster = await takeStillPoster({tools, source: await corpus.get('audioOnly'), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000})
     assert.deepEqual(await size(path.join(posterDir, poster)), [640, 360])
+  })
+})
+
+describe('small ones (issue 17, point 10)', () => {
+  it('an anamorphic source keeps its display aspect: renditions in square pixels, poster and thumbnails 4:3', async () => {
+    const {probe, outDir} = await transcode('anamorphic')
+    assert.deepEqual([probe.video?.displayWidth, probe.video?.displayHeight], [768, 576])
+    for (const [file, w, h] of [['hls/480p/seg_0000.ts', 640, 480], ['hls/360p/seg_0000.ts', 480, 360]] as const) {
+      const v = await videoStream(path.join(outDir, file))
+      assert.deepEqual([v.width, v.height, v.sample_aspect_ratio], [w, h, '1:1'], file)
+    }
+    const {outDir: snaps, taken} = await snap('anamorphic')
+    assert.deepEqual(await size(path.join(snaps, 'poster.jpg')), [768, 576])
+    assert.deepEqual(await size(path.join(snaps, taken.thumbnails[0]!)), [320, 240])
+  })
+
+  it('says a JPEG is a JPEG image', async () => {
+    await assert.rejects(probeMedia(tools, await corpus.get('photo')), (e: unknown) => e instanceof UnplayableMedia && e.reason === 'file is not a video (it is a JPEG image)')
   })
 })

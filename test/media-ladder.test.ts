@@ -22,30 +22,30 @@ const sizes = (plan: ReturnType<typeof planRenditions>) => (plan.kind === 'video
 
 describe('rendition ladder', () => {
   it('gives a 1080p source the default 1080p/720p/480p/360p ladder, highest first', () => {
-    assert.deepEqual(sizes(planRenditions(video(1920, 1080), ladder)), ['1080p:1920x1080', '720p:1280x720', '480p:852x480', '360p:640x360'])
+    assert.deepEqual(sizes(planRenditions(video(1920, 1080), ladder)), ['1080p:1920x1080', '720p:1280x720', '480p:854x480', '360p:640x360'])
   })
 
   it('never upscales: a 720p source stops at 720p', () => {
-    assert.deepEqual(sizes(planRenditions(video(1280, 720), ladder)), ['720p:1280x720', '480p:852x480', '360p:640x360'])
+    assert.deepEqual(sizes(planRenditions(video(1280, 720), ladder)), ['720p:1280x720', '480p:854x480', '360p:640x360'])
   })
 
   it('keeps a portrait picture portrait, the rung naming its short side', () => {
-    assert.deepEqual(sizes(planRenditions(video(1080, 1920), ladder)), ['1080p:1080x1920', '720p:720x1280', '480p:480x852', '360p:360x640'])
+    assert.deepEqual(sizes(planRenditions(video(1080, 1920), ladder)), ['1080p:1080x1920', '720p:720x1280', '480p:480x854', '360p:360x640'])
   })
 
   it('plans from the displayed picture: a landscape-stored video rotated 90 degrees comes out portrait', () => {
-    assert.deepEqual(sizes(planRenditions(video(1280, 720, 90), ladder)), ['720p:720x1280', '480p:480x852', '360p:360x640'])
+    assert.deepEqual(sizes(planRenditions(video(1280, 720, 90), ladder)), ['720p:720x1280', '480p:480x854', '360p:360x640'])
   })
 
   it('makes odd sizes even without going above the source', () => {
     assert.deepEqual(sizes(planRenditions(video(639, 359), ladder)), ['358p:638x358'])
-    assert.deepEqual(sizes(planRenditions(video(1921, 1081), ladder)), ['1080p:1918x1080', '720p:1278x720', '480p:852x480', '360p:640x360'])
+    assert.deepEqual(sizes(planRenditions(video(1921, 1081), ladder)), ['1080p:1920x1080', '720p:1280x720', '480p:852x480', '360p:640x360'])
     assert.equal(even(7), 6)
     assert.equal(even(1), 2)
   })
 
   it('keeps the aspect ratio of ultra-wide and square sources', () => {
-    assert.deepEqual(sizes(planRenditions(video(2560, 1080), ladder)), ['1080p:2560x1080', '720p:1706x720', '480p:1138x480', '360p:852x360'])
+    assert.deepEqual(sizes(planRenditions(video(2560, 1080), ladder)), ['1080p:2560x1080', '720p:1706x720', '480p:1138x480', '360p:854x360'])
     assert.deepEqual(sizes(planRenditions(video(500, 500), ladder)), ['480p:480x480', '360p:360x360'])
   })
 

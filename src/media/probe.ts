@@ -20,7 +20,7 @@ export interface VideoStreamInfo {
   height: number
   /** Clockwise degrees a player turns the picture: 0, 90, 180 or 270. */
   rotation: number
-  /** As shown, after rotation: what renditions are computed from. */
+  /** As shown, after the pixel aspect ratio and rotation: what renditions and pictures are sized from. */
   displayWidth: number
   displayHeight: number
   frameRate: number | null
@@ -73,9 +73,17 @@ function frameRate(rate: string | undefined): number | null {
   return n && d ? Math.round((n / d) * 1000) / 1000 : null
 }
 
+/** "16:15" to 16/15; 1 for square pixels or no answer ("0:1", "N/A"). */
+function sampleAspect(ratio: string | undefined): number {
+  const [n, d] = (ratio ?? '').split(':').map(Number)
+  return n && d && n > 0 && d > 0 ? n / d : 1
+}
+
 function videoInfo(stream: FfprobeStream): VideoStreamInfo {
+  // Anamorphic sources (DV, broadcast, some phones) store narrower pixels than they show.
   const width = stream.width ?? 0
   const height = stream.height ?? 0
+  const shownWidth = Math.max(1, Math.round(width * sampleAspect(stream.sample_aspect_ratio)))
   const rotation = displayRotation(stream)
   const sideways = rotation === 90 || rotation === 270
   return {
@@ -84,8 +92,8 @@ function videoInfo(stream: FfprobeStream): VideoStreamInfo {
     width,
     height,
     rotation,
-    displayWidth: sideways ? height : width,
-    displayHeight: sideways ? width : height,
+    displayWidth: sideways ? height : shownWidth,
+    displayHeight: sideways ? shownWidth : height,
     frameRate: frameRate(stream.avg_frame_rate) ?? frameRate(stream.r_frame_rate),
     bitrate: num(stream.bit_rate),
     duration: num(stream.duration),
@@ -183,6 +191,12 @@ export async function lastPacketEnd(tools: MediaTools, file: string): Promise<nu
   return end > 0 ? Math.round(end * 1000) / 1000 : null
 }
 
+/** "a JPEG image", "an APNG image": the names people know, not the decoder's (mjpeg). */
+function imageName(codec: string): string {
+  const name = ({mjpeg: 'JPEG', jpegls: 'JPEG', webp_pipe: 'WebP', webp: 'WebP'} as Record<string, string>)[codec] ?? codec.replace(/_pipe$/, '').toUpperCase()
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} image`
+}
+
 /** From ffprobe's answer to a MediaProbe, or the reason it cannot be played. */
 export function judge(data: FfprobeData, size: number, packetsEnd?: number | null): MediaProbe {
   const formatName = data.format.format_name ?? 'unknown'
@@ -191,7 +205,7 @@ export function judge(data: FfprobeData, size: number, packetsEnd?: number | nul
   const audioStream = data.streams.find((s) => s.codec_type === 'audio')
   const cover = data.streams.find((s) => s.codec_type === 'video' && s.disposition?.attached_pic)
   if (IMAGE_FORMATS.test(formatName)) {
-    throw new UnplayableMedia(`file is not a video (it is a ${(videoStream?.codec_name ?? formatName).toUpperCase()} image)`)
+    throw new UnplayableMedia(`file is not a video (it is ${imageName(videoStream?.codec_name ?? formatName)})`)
   }
   if (!videoStream && !audioStream) throw new UnplayableMedia('no video stream found')
   if (videoStream && (!videoStream.codec_name || !videoStream.width || !videoStream.height)) {

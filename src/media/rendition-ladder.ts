@@ -34,6 +34,11 @@ export function even(size: number): number {
   return Math.max(2, Math.floor(size / 2) * 2)
 }
 
+/** The even number nearest `size`, at least 2. */
+export function nearestEven(size: number): number {
+  return Math.max(2, Math.round(size / 2) * 2)
+}
+
 export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio' | 'cover'>, ladder: readonly RenditionConfig[]): TranscodePlan {
   const rungs = [...ladder].sort((a, b) => b.height - a.height)
   const lowest = rungs[rungs.length - 1]!
@@ -51,11 +56,12 @@ export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio' | 'cove
   const landscape = w >= h
   const sized = (rung: RenditionConfig, short: number): Rendition => {
     // The long side follows the aspect ratio; the source's own size is copied, not recomputed.
-    const long = short >= shortSide ? Math.max(w, h) : Math.round((short * Math.max(w, h)) / shortSide)
+    // Rounded to the nearest even size (853.3 -> 854, not 852), never past the source's.
+    const long = short >= shortSide ? even(Math.max(w, h)) : Math.min(even(Math.max(w, h)), nearestEven((short * Math.max(w, h)) / shortSide))
     return {
       name: rung.name,
-      width: even(landscape ? long : short),
-      height: even(landscape ? short : long),
+      width: landscape ? long : even(short),
+      height: landscape ? even(short) : long,
       videoBitrate: rung.videoBitrate,
       audioBitrate: rung.audioBitrate,
     }

@@ -37,6 +37,15 @@ const POSTER_WINDOW_SECONDS = 10
 const SKIP_DARK = ['signalstats', `metadata=select:key=lavfi.signalstats.YAVG:value=${BLACK_LUMA}:function=greater`]
 
 /**
+ * A scale to the picture as shown, at most `maxWidth` wide, in square pixels: image viewers
+ * ignore a JPEG's pixel aspect, so an anamorphic source's poster would look squeezed.
+ */
+function shownAt(video: VideoStreamInfo, maxWidth: number): string {
+  const width = even(Math.min(maxWidth, video.displayWidth))
+  return `scale=${width}:${even((width * video.displayHeight) / video.displayWidth)},setsar=1`
+}
+
+/**
  * One way to ask ffmpeg for a picture: input seeking (-ss before -i: fast, from the keyframe
  * before; lands past the last frame in some MPEG-TS files), output seeking (decodes from the
  * start: slow, exact), or the first frame.
@@ -78,7 +87,7 @@ async function poster(o: SnapshotOptions): Promise<string> {
   const duration = pictureSeconds(o.probe)
   const start = duration > 4 ? Math.min(duration * 0.1, 30) : 0
   const window = Math.min(POSTER_WINDOW_SECONDS, duration - start)
-  const picture = pictureFilters(o.probe.video, `scale='min(${POSTER_MAX_WIDTH},iw)':-2`)
+  const picture = pictureFilters(o.probe.video, shownAt(o.probe.video, POSTER_MAX_WIDTH))
   // Every frame in the window dark (a night scene, a black video with sound): the most representative dark frame it is.
   const ways = seekingWays(start, window, [[...picture, ...SKIP_DARK, 'thumbnail=60'], [...picture, 'thumbnail=60']], picture)
   await writeAtomically(path.join(o.outDir, POSTER), (temp) => grab(o, temp, 'the poster', ways, 3))
@@ -95,7 +104,7 @@ async function thumbnails(o: SnapshotOptions): Promise<{made: string[]; missing:
   await writeAtomically(path.join(o.outDir, 'thumbs'), async (temp) => {
     await mkdir(temp, {recursive: true})
     for (const [i, time] of times.entries()) {
-      const filters = pictureFilters(o.probe.video, `scale=${THUMB_WIDTH}:-2`)
+      const filters = pictureFilters(o.probe.video, shownAt(o.probe.video, THUMB_WIDTH))
       try {
         await grab(o, path.join(temp, names[i]!), `thumbnail ${i + 1} (at ${time} s)`, seekingWays(time, undefined, [filters], filters), 4)
         made.push(`thumbs/${names[i]}`)
@@ -134,7 +143,7 @@ async function storyboard(o: SnapshotOptions): Promise<string[]> {
   const tile = {width: TILE_WIDTH, height: even((TILE_WIDTH * video.displayHeight) / video.displayWidth)}
   const columns = Math.min(STORYBOARD_COLUMNS, tiles)
   const rows = Math.ceil(tiles / STORYBOARD_COLUMNS)
-  const layout = [...pictureFilters(video, `scale=${tile.width}:${tile.height}`), `tile=${columns}x${rows}`]
+  const layout = [...pictureFilters(video, `scale=${tile.width}:${tile.height},setsar=1`), `tile=${columns}x${rows}`]
   // fps duplicates frames over gaps, so tiles stay on their cues; it writes nothing for a clip
   // shorter than its first tick (a single frame): then the first frame and one per interval after it.
   const ways: Way[] = [

@@ -58,7 +58,8 @@ const STILL_FPS = 5
 
 /** The picture of a rendition: the video stream, or the cover art repeated over the sound's length. */
 function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
-  const scale = `scale=${r.width}:${r.height}`
+  // Square pixels: players show the size we write (a 16:9 480p is 854x480 at 1:1, not 852x480 at 640:639).
+  const scale = `scale=${r.width}:${r.height},setsar=1`
   if (plan.still) {
     const repeat = [scale, 'loop=loop=-1:size=1', `setpts=N/${STILL_FPS}/TB`].join(',')
     // The copy would keep the attached_pic disposition, which MP4 allows only for JPEG/PNG covers.
