@@ -68,7 +68,7 @@ await runSuite(SUITE, async () => {
 
     const servers: BenchServer[] = []
     try {
-      await startServersIn(workspace.dir, ['ours'], servers)
+      await startServersIn(workspace.dir, ['ours'], servers, {consumers: true})
       const server = servers[0]!
       const client = new TusClient(server.endpoint)
       await client.uploadFile(input, Math.min(size, 32 * MiB), CHUNK) // warm-up

@@ -49,6 +49,9 @@ export interface RunningNode {
   close(): Promise<void>
 }
 
+/** Connections the kernel queues before the node accepts them (capped by net.core.somaxconn). */
+const LISTEN_BACKLOG = 8192
+
 export interface NodeOptions {
   /** Job handlers (default: the ones consumers/ registers). */
   registry?: JobRegistry
@@ -114,7 +117,9 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(config.port, config.host, () => {
+    // A crowd of clients connecting while the node is busy must wait in the accept queue, not
+    // be reset: Node's default backlog (511) overflowed with 1000 uploads starting at once.
+    server.listen({port: config.port, host: config.host, backlog: LISTEN_BACKLOG}, () => {
       server.off('error', reject)
       resolve()
     })

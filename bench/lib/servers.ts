@@ -22,6 +22,8 @@ export interface ServerOptions {
   /** A directory the server may fill; the harness removes it. */
   workDir: string
   databaseUrl: string
+  /** Our node only: run the media consumers in-process too, as `npm start` does (default: HTTP and relay only). */
+  consumers?: boolean
 }
 
 export interface ReadyMessage {
@@ -47,8 +49,8 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
-export async function startServer(kind: ServerKind, workDir: string): Promise<BenchServer> {
-  const options: ServerOptions = {workDir, databaseUrl: settings.databaseUrl}
+export async function startServer(kind: ServerKind, workDir: string, extra: Pick<ServerOptions, 'consumers'> = {}): Promise<BenchServer> {
+  const options: ServerOptions = {workDir, databaseUrl: settings.databaseUrl, ...extra}
   const profile = kind === 'ours' && settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : []
   const child = fork(path.join(BENCH_DIR, 'servers', SERVERS[kind].script), [JSON.stringify(options)], {
     cwd: path.dirname(BENCH_DIR),
@@ -117,10 +119,10 @@ export function announceReady(message: Omit<ReadyMessage, 'type'>, shutdown: () 
  * `started` as soon as it is up: the caller's cleanup then stops whatever did start, even when a
  * later one fails.
  */
-export async function startServersIn(dir: string, kinds: readonly ServerKind[], started: BenchServer[]): Promise<void> {
+export async function startServersIn(dir: string, kinds: readonly ServerKind[], started: BenchServer[], extra: Pick<ServerOptions, 'consumers'> = {}): Promise<void> {
   for (const kind of kinds) {
     const workDir = path.join(dir, kind)
     await mkdir(workDir)
-    started.push(await startServer(kind, workDir))
+    started.push(await startServer(kind, workDir, extra))
   }
 }

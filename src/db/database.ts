@@ -38,8 +38,11 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databas
     dataSource = new DataSource({
       ...common,
       url: config.databaseUrl,
+      // connectTimeoutMS is also how long a query waits for a free connection of the pool: under a
+      // burst of uploads that queue, not PostgreSQL, is what is slow (an unreachable server
+      // still fails at once: refused). Past it the request gets a 503 (error-handler.ts).
       ...(schema ? {schema, extra: {options: `-c search_path=${schema}`, max: 20}} : {extra: {max: 20}}),
-      connectTimeoutMS: 5000,
+      connectTimeoutMS: 15_000,
     })
   } else {
     const dir = path.join(config.dataDir, 'pglite')

@@ -12,13 +12,17 @@ export interface ErrorAnswer {
   headers: Record<string, string>
 }
 
-/** Database connection failures are the node's trouble, not the client's: 503, retry later. */
+/**
+ * Database connection failures are the node's trouble, not the client's: 503, retry later. So
+ * is a request that waited too long for a connection of the pool (pg-pool: "timeout exceeded
+ * when trying to connect"): the node is overloaded, and the client should come back.
+ */
 function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as {code?: string; message?: string} | undefined
   const code = e?.code ?? ''
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e?.message ?? '')
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '')
   )
 }
 
