@@ -11,6 +11,7 @@ import type {ConsumerDeps} from './consumer-deps.js'
 import {fanoutHandler} from './fanout.js'
 import {snapshotHandler} from './snapshot.js'
 import {transcodeHandler} from './transcode.js'
+import {webhookHandler} from './webhook.js'
 
 export type {ConsumerDeps} from './consumer-deps.js'
 
@@ -19,5 +20,6 @@ export function consumerRegistry(deps: ConsumerDeps): JobRegistry {
   registry.register('transcode', transcodeHandler(deps))
   registry.register('snapshot', snapshotHandler(deps))
   if (deps.replicator) registry.register('fanout', fanoutHandler(deps.replicator))
+  if (deps.config.webhookUrl && deps.config.webhookSecret) registry.register('webhook', webhookHandler(deps, deps.config.webhookUrl, deps.config.webhookSecret))
   return registry
 }

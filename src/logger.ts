@@ -5,7 +5,7 @@ import {currentRequest} from './request-context.js'
  * Keys whose values never reach a log line, wherever they appear (a config dump, a request's
  * headers, an error's properties): credentials, tokens and the URLs that may embed them.
  */
-const SECRET_KEYS = ['authorization', 'cookie', 'password', 'token', 'secret', 'databaseUrl', 'amqpUrl', 'authJwtSecret', 'clusterSecret', 'adminToken', 'metricsToken']
+const SECRET_KEYS = ['authorization', 'cookie', 'password', 'token', 'secret', 'databaseUrl', 'amqpUrl', 'authJwtSecret', 'clusterSecret', 'adminToken', 'metricsToken', 'webhookSecret']
 const REDACT_PATHS = [
   ...SECRET_KEYS.flatMap((key) => [key, `*.${key}`]),
   'req.headers.authorization',

@@ -28,6 +28,7 @@ import {UploadSweeper} from './uploads/upload-sweeper.js'
 import {NodeMetrics} from './metrics/node-metrics.js'
 import {ObservedUploadStore} from './metrics/observed-upload-store.js'
 import {UploadRetention} from './uploads/retention.js'
+import {checkWebhookTarget} from './webhooks/webhook-target.js'
 import {UploadChanges} from './uploads/upload-changes.js'
 import {CallerLimits, callerLimitSettings, inFlightQuota} from './uploads/caller-limits.js'
 import {PeriodicTask} from './lifecycle/periodic-task.js'
@@ -60,14 +61,16 @@ export interface NodeOptions {
 }
 
 /**
- * With RabbitMQ an upload node consumes fan-out, and workers the media kinds. Every deployment
+ * With RabbitMQ an upload node consumes fan-out and webhooks, and workers the media kinds. Every deployment
  * has nodes; each is in the live set with its own data directory, so the sender reads the copy
  * its own workers wrote or streams one from a live node that holds it. Standalone (no
  * CLUSTER_SECRET) a fan-out has no peers and settles at once: its job never waits forever.
  */
-export const NODE_KINDS_WITH_BROKER: readonly JobKind[] = ['fanout']
+export const NODE_KINDS_WITH_BROKER: readonly JobKind[] = ['fanout', 'webhook']
 
 export async function startNode(config: Config, log: Logger, options: NodeOptions = {}): Promise<RunningNode> {
+  // Every process with WEBHOOK_URL relays (and may deliver) webhooks: each refuses a target that is this machine.
+  if (config.webhookUrl) await checkWebhookTarget(config.webhookUrl, config.webhookAllowPrivate)
   const storageDir = uploadsDirectory(config.dataDir)
   await mkdir(storageDir, {recursive: true})
   const db = await openDatabase(config)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `ingest` command: `ingest serve` runs an upload node (HTTP, outbox relay, and the fan-out
- * consumer; with the in-process broker all consumers); `ingest worker --kinds transcode,snapshot`
+ * and webhook consumers; with the in-process broker all consumers); `ingest worker --kinds transcode,snapshot`
  * runs consumers alone against RabbitMQ; `ingest stack` runs both on one machine, as children of
  * one process that starts and stops them together. Both read their settings from the environment (see
  * src/config) and stop gracefully on SIGTERM. Any failure ends in a non-zero exit code.
@@ -96,7 +96,7 @@ program.exitOverride()
 program
   .command('serve')
   .description('run an upload node (HTTP API, tus endpoint, outbox relay)')
-  .option('--kinds <kinds>', `kinds of jobs to consume (${JOB_KINDS.join(',')}; default with AMQP_URL: fanout, without: all)`, parseKinds)
+  .option('--kinds <kinds>', `kinds of jobs to consume (${JOB_KINDS.join(',')}; default with AMQP_URL: fanout,webhook, without: all)`, parseKinds)
   .action(serve)
 program
   .command('worker')

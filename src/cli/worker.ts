@@ -10,6 +10,7 @@ import type {JobKind} from '../jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from '../jobs/pipeline.js'
 import type {JobRegistry} from '../jobs/registry.js'
 import type {DataSource} from 'typeorm'
+import {checkWebhookTarget} from '../webhooks/webhook-target.js'
 
 export interface RunningWorker {
   pipeline: Pipeline
@@ -19,6 +20,7 @@ export interface RunningWorker {
 
 export async function startWorker(config: Config, log: Logger, options: {registry: (db: DataSource) => JobRegistry; kinds: readonly JobKind[]}): Promise<RunningWorker> {
   if (!config.amqpUrl) throw new ConfigError('ingest worker needs AMQP_URL; without RabbitMQ, `npm start` runs the jobs in the node itself')
+  if (config.webhookUrl) await checkWebhookTarget(config.webhookUrl, config.webhookAllowPrivate)
   const db = await openDatabase(config)
   const pipeline = await startPipeline({config, db, log, registry: options.registry(db), relay: true, kinds: options.kinds})
   if (pipeline.consumedKinds.length === 0) log.warn({kinds: options.kinds}, 'no handler is registered for any of these kinds: this worker will take no jobs')

@@ -160,6 +160,14 @@ export const configSchema = z.object({
   expiredUploadGrace: duration,
   /** Completed originals are deleted this long after completion once their artifacts exist; unset or "off": kept. */
   originalRetention: z.preprocess((v) => (v === '' || v === 'off' ? null : v), duration.nullish()).transform((v) => v ?? undefined),
+  /** Where upload.completed, upload.ready, upload.failed and job.dead are POSTed (webhooks/); unset: no webhooks. */
+  webhookUrl: url(['http:', 'https:']),
+  /** Standard Webhooks signing secret, `whsec_<base64>` (or the base64 alone); needed with webhookUrl. */
+  webhookSecret: optionalString,
+  /** One delivery's longest wait for an answer. */
+  webhookTimeout: duration,
+  /** Allow a webhook URL that resolves to this machine or to link-local addresses (tests, a receiver beside the node). */
+  webhookAllowPrivate: bool,
 })
 
 export type Config = z.infer<typeof configSchema> & {nodeId: string}
@@ -220,6 +228,21 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   retentionInterval: 'RETENTION_INTERVAL',
   expiredUploadGrace: 'EXPIRED_UPLOAD_GRACE',
   originalRetention: 'ORIGINAL_RETENTION',
+  webhookUrl: 'WEBHOOK_URL',
+  webhookSecret: 'WEBHOOK_SECRET',
+  webhookTimeout: 'WEBHOOK_TIMEOUT',
+  webhookAllowPrivate: 'WEBHOOK_ALLOW_PRIVATE',
+}
+
+/** Standard Webhooks secrets: optional `whsec_`, then base64 of 24-64 bytes (what the specification's libraries generate). */
+export function webhookSecretKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64')
+}
+
+function validWebhookSecret(secret: string): boolean {
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret
+  const key = webhookSecretKey(secret)
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && key.length >= 24 && key.length <= 64
 }
 
 export class ConfigError extends Error {
@@ -259,6 +282,10 @@ export function loadConfig(
   const config = result.data
   if (config.clusterSecret && config.clusterSecret.length < 32) {
     throw new ConfigError('invalid CLUSTER_SECRET: expected at least 32 characters')
+  }
+  if (config.webhookUrl && !config.webhookSecret) throw new ConfigError('invalid WEBHOOK_SECRET: needed with WEBHOOK_URL (whsec_ followed by base64)')
+  if (config.webhookSecret && !validWebhookSecret(config.webhookSecret)) {
+    throw new ConfigError('invalid WEBHOOK_SECRET: expected whsec_ followed by the base64 of 24 to 64 random bytes')
   }
   if (config.authJwtSecret && config.authJwtSecret.length < 32) {
     throw new ConfigError('invalid AUTH_JWT_SECRET: expected at least 32 characters for HS256')

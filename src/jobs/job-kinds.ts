@@ -1,5 +1,5 @@
 /** The kinds of background work. Adding one here makes the compiler ask for its policy and schema. */
-export const JOB_KINDS = ['transcode', 'snapshot', 'fanout'] as const
+export const JOB_KINDS = ['transcode', 'snapshot', 'fanout', 'webhook'] as const
 export type JobKind = (typeof JOB_KINDS)[number]
 
 export function isJobKind(value: string): value is JobKind {

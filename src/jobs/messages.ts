@@ -57,6 +57,16 @@ export const JOB_TRIGGERS: Record<string, readonly JobKind[]> = {
   'artifact.created': ['fanout'],
 }
 
+/**
+ * The events delivered to WEBHOOK_URL (each starts a webhook job when webhooks are on). A dead
+ * webhook job's own job.dead is not among them: it would only start the job that just died.
+ */
+export const WEBHOOK_EVENTS: readonly string[] = ['upload.completed', 'upload.ready', 'upload.failed', 'job.dead']
+
+export function isWebhookEvent(topic: string, payload: Record<string, unknown>): boolean {
+  return WEBHOOK_EVENTS.includes(topic) && !(topic === 'job.dead' && payload.kind === 'webhook')
+}
+
 const jobBase = {schemaVersion: z.literal(SCHEMA_VERSION), uploadId: z.string().min(1).max(128)}
 
 /**
@@ -67,6 +77,7 @@ export const jobMessageSchema = z.discriminatedUnion('kind', [
   z.object({...jobBase, kind: z.literal('transcode')}),
   z.object({...jobBase, kind: z.literal('snapshot')}),
   z.object({...jobBase, kind: z.literal('fanout')}),
+  z.object({...jobBase, kind: z.literal('webhook')}),
 ])
 export type JobMessage = z.infer<typeof jobMessageSchema>
 export type JobMessageOf<K extends JobKind> = Extract<JobMessage, {kind: K}>

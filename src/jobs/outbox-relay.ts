@@ -14,7 +14,8 @@ import type {DataSource} from 'typeorm'
 import type {Broker} from './broker.js'
 import type {JobKind} from './job-kinds.js'
 import type {JobRepository} from './job-repository.js'
-import {JOB_TRIGGERS, jobMessage} from './messages.js'
+import {isWebhookEvent, JOB_TRIGGERS, jobMessage} from './messages.js'
+import {WebhookDeliveries} from '../webhooks/webhook-deliveries.js'
 
 export interface OutboxRelayOptions {
   /** How often to look for rows when nothing woke the relay. */
@@ -25,6 +26,8 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number
   /** PostgreSQL URL and schema to LISTEN on for new rows (absent: polling only). */
   listen?: {url: string; schema: string}
+  /** WEBHOOK_URL is set: the events webhooks carry also start a webhook job, each recorded as a delivery it owes. */
+  webhooks?: boolean
 }
 
 interface OutboxRow {
@@ -99,6 +102,7 @@ export class OutboxRelay {
       }
       await tx.query(`UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids])
       for (const {uploadId, kinds} of started) await this.jobs.enqueue(tx, uploadId, kinds)
+      if (this.options.webhooks) await WebhookDeliveries.record(tx, this.webhookEvents(rows))
       return {sent: rows.length}
     })
     if ('error' in result) throw result.error
@@ -111,15 +115,24 @@ export class OutboxRelay {
    */
   private jobsStartedBy(rows: OutboxRow[]): Array<{uploadId: string; kinds: JobKind[]}> {
     const byUpload = new Map<string, Set<JobKind>>()
+    const webhooks = new Set(this.webhookEvents(rows).map((e) => e.eventId))
     for (const row of rows) {
       const uploadId = this.uploadIdOf(row)
-      const kinds = JOB_TRIGGERS[row.topic] ?? []
+      const kinds: readonly JobKind[] = [...(JOB_TRIGGERS[row.topic] ?? []), ...(webhooks.has(row.id) ? (['webhook'] as const) : [])]
       if (!uploadId || kinds.length === 0) continue
       const owed = byUpload.get(uploadId) ?? new Set<JobKind>()
       for (const kind of kinds) owed.add(kind)
       byUpload.set(uploadId, owed)
     }
     return [...byUpload.keys()].sort().map((uploadId) => ({uploadId, kinds: [...byUpload.get(uploadId)!].sort()}))
+  }
+
+  private webhookEvents(rows: OutboxRow[]): Array<{eventId: string; uploadId: string; topic: string}> {
+    if (!this.options.webhooks) return []
+    return rows.flatMap((row) => {
+      const uploadId = this.uploadIdOf(row)
+      return uploadId && isWebhookEvent(row.topic, row.payload) ? [{eventId: String(row.id), uploadId, topic: row.topic}] : []
+    })
   }
 
   private uploadIdOf(row: OutboxRow): string | null {

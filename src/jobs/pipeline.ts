@@ -22,7 +22,8 @@ import {topology} from './topology.js'
 type PipelineConfig = Pick<
   Config,
   'amqpUrl' | 'queuePrefix' | 'jobPrefetch' | 'jobMaxAttempts' | 'jobRetryDelay' | 'jobDeliveryLimit' | 'outboxPollInterval' | 'nodeId' | 'databaseUrl' | 'databaseSchema'
->
+> &
+  Partial<Pick<Config, 'webhookUrl'>>
 
 export interface PipelineOptions {
   config: PipelineConfig
@@ -77,6 +78,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const relay = options.relay
     ? new OutboxRelay(db, broker, jobs, log.child({component: 'outbox'}), {
         pollIntervalMs: config.outboxPollInterval,
+        webhooks: Boolean(config.webhookUrl),
         ...(config.databaseUrl ? {listen: {url: config.databaseUrl, schema: config.databaseSchema ?? 'public'}} : {}),
       })
     : undefined

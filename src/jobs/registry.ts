@@ -31,6 +31,9 @@ export const JOB_POLICIES: Record<JobKind, JobPolicy> = {
   snapshot: {concurrency: 2, attempts: 5, timeoutMs: 10 * MINUTE, rerun: false},
   // Each artifact.created is another file to copy; renditions keep finishing after the first.
   fanout: {concurrency: 4, attempts: 8, timeoutMs: 30 * MINUTE, rerun: true},
+  // Each event is another delivery. 15 attempts: retried with backoff for about a day at the
+  // default JOB_RETRY_DELAY (5 s doubling: 5 s × (2^14 - 1) ≈ 23 h).
+  webhook: {concurrency: 4, attempts: 15, timeoutMs: 5 * MINUTE, rerun: true},
 }
 
 export interface JobContext {

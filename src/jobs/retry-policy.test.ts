@@ -68,12 +68,12 @@ test('a first delivery for a running job is a duplicate; only a redelivery takes
   ])
 })
 
-test('fanout reruns on new work; transcode and snapshot run once per upload', () => {
+test('fanout and webhook rerun on new work (artifacts, events); transcode and snapshot run once per upload', () => {
   assert.deepEqual(
     Object.entries(JOB_POLICIES)
       .filter(([, policy]) => policy.rerun)
       .map(([kind]) => kind),
-    ['fanout']
+    ['fanout', 'webhook']
   )
 })
 

@@ -47,23 +47,31 @@ export class MediaRepository {
     return this.moveTo(uploadId, UploadStatus.Processing, from(UploadStatus.Processing, [UploadStatus.Completed, UploadStatus.Failed]), null)
   }
 
-  /** The first rendition is playable. */
+  /** The first rendition is playable; announced as upload.ready (webhooks carry it). */
   markReady(uploadId: string): Promise<boolean> {
-    return this.moveTo(uploadId, UploadStatus.Ready, from(UploadStatus.Ready, [UploadStatus.Completed, UploadStatus.Processing]), null)
+    return this.moveTo(uploadId, UploadStatus.Ready, from(UploadStatus.Ready, [UploadStatus.Completed, UploadStatus.Processing]), null, 'upload.ready')
   }
 
+  /** Announced as upload.failed, with the reason. */
   markFailed(uploadId: string, reason: string): Promise<boolean> {
-    return this.moveTo(uploadId, UploadStatus.Failed, from(UploadStatus.Failed, [UploadStatus.Completed, UploadStatus.Processing]), reason)
+    return this.moveTo(uploadId, UploadStatus.Failed, from(UploadStatus.Failed, [UploadStatus.Completed, UploadStatus.Processing]), reason, 'upload.failed')
   }
 
-  private async moveTo(id: string, status: UploadStatus, fromStates: UploadStatus[], failureReason: string | null): Promise<boolean> {
-    const result = await this.db
-      .createQueryBuilder()
-      .update(UploadEntity)
-      .set({status, failureReason, updatedAt: new Date()})
-      .where('id = :id AND status IN (:...fromStates)', {id, fromStates})
-      .execute()
-    return (result.affected ?? 0) > 0
+  private async moveTo(id: string, status: UploadStatus, fromStates: UploadStatus[], failureReason: string | null, announce?: 'upload.ready' | 'upload.failed'): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const result = await tx
+        .createQueryBuilder()
+        .update(UploadEntity)
+        .set({status, failureReason, updatedAt: new Date()})
+        .where('id = :id AND status IN (:...fromStates)', {id, fromStates})
+        .execute()
+      const moved = (result.affected ?? 0) > 0
+      if (moved && announce) {
+        const payload = {schemaVersion: SCHEMA_VERSION, type: announce, uploadId: id, ...(failureReason ? {reason: failureReason} : {}), at: new Date().toISOString()}
+        await tx.getRepository(OutboxEventEntity).insert({topic: announce, uploadId: id, payload: payload as never, createdAt: new Date(), publishedAt: null, attempts: 0, lastError: null})
+      }
+      return moved
+    })
   }
 
   /**
