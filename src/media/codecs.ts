@@ -1,38 +1,53 @@
 /**
- * The RFC 6381 CODECS string of what we encoded, read back from the output (ffprobe), since the
+ * The RFC 6381 CODECS string of what we encoded, read back from the output, since the
  * level x264 picks depends on size, frame rate and bitrate: 1080p above 30 fps is 4.2, not 4.0.
  */
+import {open} from 'node:fs/promises'
 import {FfmpegFailed} from './errors.js'
-import {runTool, type MediaTools} from './media-tools.js'
 
-/** profile_idc and constraint flags (ISO/IEC 14496-10 A.2) by ffprobe's profile name. */
-const AVC_PROFILES: Record<string, string> = {
-  'Constrained Baseline': '42e0',
-  Baseline: '4200',
-  Main: '4d00',
-  High: '6400',
-  'High 10': '6e00',
-  'High 4:2:2': '7a00',
-  'High 4:4:4 Predictive': 'f400',
-}
+const TS_PACKET = 188
+/** Enough of a segment to reach its first keyframe's SPS (it opens the first video PES). */
+const HEAD_BYTES = 256 * 1024
 
-/** `avc1.PPCCLL` from ffprobe's profile name and level (30 for 3.0, 42 for 4.2). */
-export function avcCodecString(profile: string, level: number): string {
-  const idc = AVC_PROFILES[profile]
-  if (!idc || !(level > 0)) throw new Error(`no CODECS string for H.264 profile ${JSON.stringify(profile)} level ${level}`)
-  return `avc1.${idc}${level.toString(16).padStart(2, '0')}`
-}
-
-/** The CODECS entry of the first video stream of an H.264 file we wrote (an HLS segment, the MP4). */
-export async function videoCodecOf(tools: MediaTools, file: string): Promise<string> {
-  const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,profile,level', '-of', 'json', file]
-  let stdout: string
-  try {
-    ;({stdout} = await runTool(tools, tools.ffprobePath, args, {timeout: 30_000}))
-  } catch (error) {
-    throw new FfmpegFailed('ffprobe could not read an encoded rendition', [tools.ffprobePath, ...args].join(' '), String((error as {stderr?: string}).stderr ?? error))
+/** The payload bytes of the MPEG-TS packets of the first PID carrying a video PES (stream id 0xE0-0xEF). */
+function videoPayload(ts: Buffer): Buffer {
+  const parts: Buffer[] = []
+  let videoPid: number | undefined
+  for (let at = 0; at + TS_PACKET <= ts.length; at += TS_PACKET) {
+    if (ts[at] !== 0x47) continue
+    const pid = ((ts[at + 1]! & 0x1f) << 8) | ts[at + 2]!
+    const adaptation = (ts[at + 3]! >> 4) & 0x3
+    if (!(adaptation & 0x1)) continue
+    const start = at + 4 + (adaptation & 0x2 ? 1 + ts[at + 4]! : 0)
+    const payload = ts.subarray(start, at + TS_PACKET)
+    const videoPes = payload[0] === 0 && payload[1] === 0 && payload[2] === 1 && (payload[3]! & 0xf0) === 0xe0
+    if (videoPid === undefined && videoPes) videoPid = pid
+    if (pid === videoPid) parts.push(payload)
   }
-  const stream = (JSON.parse(stdout) as {streams: {codec_name?: string; profile?: string; level?: number}[]}).streams[0]
-  if (stream?.codec_name !== 'h264') throw new FfmpegFailed(`an encoded rendition is ${stream?.codec_name ?? 'without video'}, not H.264`, [tools.ffprobePath, ...args].join(' '), stdout)
-  return avcCodecString(stream.profile ?? '', stream.level ?? 0)
+  return Buffer.concat(parts)
+}
+
+/**
+ * The CODECS entry (`avc1.PPCCLL`: profile_idc, constraint flags, level_idc) of an H.264 HLS
+ * segment we wrote, from the first SPS in its bytes. Read directly rather than with ffprobe: the
+ * static fallback ffprobe crashes on MPEG-TS.
+ */
+export async function videoCodecOf(file: string): Promise<string> {
+  const handle = await open(file, 'r')
+  let head: Buffer
+  try {
+    const buffer = Buffer.alloc(HEAD_BYTES)
+    const {bytesRead} = await handle.read(buffer, 0, HEAD_BYTES, 0)
+    head = buffer.subarray(0, bytesRead)
+  } finally {
+    await handle.close()
+  }
+  const video = videoPayload(head)
+  for (let i = 0; i + 6 < video.length; i++) {
+    // A start code, then a NAL unit of type 7 (sequence parameter set).
+    if (video[i] === 0 && video[i + 1] === 0 && video[i + 2] === 1 && (video[i + 3]! & 0x1f) === 7) {
+      return `avc1.${[...video.subarray(i + 4, i + 7)].map((b) => b.toString(16).padStart(2, '0')).join('')}`
+    }
+  }
+  throw new FfmpegFailed(`no H.264 sequence parameter set in the first ${HEAD_BYTES} bytes of ${file}`, `read ${file}`, '')
 }

@@ -56,6 +56,9 @@ const kbps = (bitrate: string) => Number.parseInt(bitrate, 10)
 /** Frames a second of a still picture held over sound: few, since they are all the same. */
 const STILL_FPS = 5
 
+/** Sound runs ahead of a held picture; ffmpeg 4's default queue overflows ("Too many packets buffered"). */
+const WAIT_FOR_PICTURE = ['-max_muxing_queue_size', '4096']
+
 /** The picture of a rendition: the video stream, or the cover art repeated over the sound's length. */
 function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
   // Square pixels: players show the size we write (a 16:9 480p is 854x480 at 1:1, not 852x480 at 640:639).
@@ -63,11 +66,12 @@ function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>
   if (plan.still) {
     const repeat = [scale, 'loop=loop=-1:size=1', `setpts=N/${STILL_FPS}/TB`].join(',')
     // The copy would keep the attached_pic disposition, which MP4 allows only for JPEG/PNG covers.
-    return ['-map', `0:${plan.still.streamIndex}`, '-vf', repeat, '-r', String(STILL_FPS), '-t', String(probe.duration), '-disposition:v:0', 'default']
+    return ['-map', `0:${plan.still.streamIndex}`, '-vf', repeat, '-r', String(STILL_FPS), '-t', String(probe.duration), '-disposition:v:0', 'default', ...WAIT_FOR_PICTURE]
   }
   const video = probe.video!
-  const filters = [...pictureFilters(video, scale), ...holdLastFrame({...probe, video})]
-  return ['-map', '0:v:0', '-vf', filters.join(','), ...colorTags(video)]
+  const hold = holdLastFrame({...probe, video})
+  const filters = [...pictureFilters(video, scale), ...hold]
+  return ['-map', '0:v:0', '-vf', filters.join(','), ...colorTags(video), ...(hold.length > 0 ? WAIT_FOR_PICTURE : [])]
 }
 
 function videoArgs(r: Rendition, preset: string, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
@@ -178,7 +182,7 @@ function publisher(o: TranscodeOptions) {
     rendition(name: string, files: string[]) {
       enqueue(async () => {
         const segment = files.find((f) => f.endsWith('.ts'))
-        published.set(name, o.plan.kind === 'video' && segment ? await videoCodecOf(o.tools, path.join(o.outDir, segment)) : '')
+        published.set(name, o.plan.kind === 'video' && segment ? await videoCodecOf(path.join(o.outDir, segment)) : '')
         await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
         await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
       })
