@@ -83,9 +83,9 @@ export class UploadStore extends FileStore {
   override async getUpload(id: string): Promise<Upload> {
     // While a request of ours writes the upload, nothing died: its file runs ahead of the row
     // (checkpoints lag), and unverified bytes are still being checked. Repair only the rest.
-    if (this.receiving.has(id)) return super.getUpload(id)
+    const repair = !this.receiving.has(id)
     const row = await this.uploads.findById(id)
-    if (row?.unverifiedFrom != null) {
+    if (repair && row?.unverifiedFrom != null) {
       await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
       await this.uploads.setUnverifiedFrom(id, null)
     }
@@ -95,7 +95,7 @@ export class UploadStore extends FileStore {
       context.uploadOffset = upload.offset
       context.uploadExpiresAt = row?.status === UploadStatus.Uploading ? row.expiresAt : null
     }
-    if (row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
+    if (repair && row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
       await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
       if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id)
     }
