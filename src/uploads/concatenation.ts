@@ -14,6 +14,7 @@ import type {Logger} from 'pino'
 import type {UploadRecord} from '../db/entities/upload.js'
 import {BadRequest, PayloadTooLarge} from '../errors.js'
 import type {UploadCompletion} from './completion.js'
+import {isFinal, PARTIAL} from './concat-role.js'
 import {committedBytes} from './final-size-limit.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {describeUpload, encodeMetadata} from './metadata.js'
@@ -22,8 +23,6 @@ import type {UploadRepository} from './upload-repository.js'
 import {UploadStatus} from './upload-status.js'
 import type {UploadStore} from './upload-store.js'
 
-export const PARTIAL = 'partial'
-export const isFinal = (row: Pick<UploadRecord, 'uploadConcat'>) => row.uploadConcat?.startsWith('final;') === true
 
 export interface FinalUploadRequest {
   /** The Upload-Concat header as received. */
