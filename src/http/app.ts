@@ -66,6 +66,9 @@ const TUS_HEADERS = ['Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-S
 export function createApp(deps: AppDeps): Koa<AppState> {
   const app = new Koa<AppState>()
   app.proxy = deps.config.trustProxy
+  // The client address is the one the trusted proxy appended, not the leftmost a client can write
+  // itself: it keys the limits per caller when auth is off.
+  app.maxIpsCount = 1
   const health = healthRoutes(deps.db, deps.storageDir)
   const jobs = new JobRepository(deps.db)
   const uploads = uploadRoutes(deps.uploads, jobs, new MediaRepository(deps.db))

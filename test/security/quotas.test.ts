@@ -134,6 +134,8 @@ describe('creations per minute, per client address when auth is off', () => {
       for (let i = 0; i < 2; i++) assert.equal((await create(node.url, {'X-Forwarded-For': '203.0.113.1'})).status, 201)
       assertRefused(await create(node.url, {'X-Forwarded-For': '203.0.113.1'}), 'RATE_LIMIT_CREATIONS')
       assert.equal((await create(node.url, {'X-Forwarded-For': '203.0.113.2'})).status, 201)
+      // A client cannot pick its own key by prepending an address: the proxy's entry is the last.
+      assertRefused(await create(node.url, {'X-Forwarded-For': '198.51.100.7, 203.0.113.1'}), 'RATE_LIMIT_CREATIONS')
     } finally {
       await node.stop()
     }
