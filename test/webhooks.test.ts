@@ -93,7 +93,7 @@ async function upload(node: TestNode, bytes: Buffer): Promise<string> {
   return location.split('/').pop()!
 }
 
-describe('webhooks', {timeout: 120_000}, () => {
+describe('webhooks', {timeout: 180_000}, () => {
   let dir: string
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ingest-webhooks-'))
@@ -114,7 +114,11 @@ describe('webhooks', {timeout: 120_000}, () => {
       const clip = path.join(dir, 'clip.mp4')
       await exec(tools.ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1', '-c:v', 'libx264', '-preset', 'ultrafast', clip])
       const uploadId = await upload(node, await readFile(clip))
-      const ready = await waitFor('upload.ready to be delivered', () => receiver.received.find((r) => r.body.type === 'upload.ready' && r.answered === 200), 60_000)
+      const ready = await waitFor('upload.ready to be delivered', () => receiver.received.find((r) => r.body.type === 'upload.ready' && r.answered === 200), 90_000).catch(async (error: Error) => {
+        const jobs = (await node.pipeline.jobs.forUpload(uploadId)).map((j) => ({kind: j.kind, status: j.status, attempts: j.attempts, rerunOwed: j.rerunOwed, lastError: j.lastError}))
+        const owed = await node.db.query(`SELECT event_id, topic, attempts, delivered_at, last_error FROM webhook_deliveries`)
+        throw new Error(`${error.message}; received ${JSON.stringify(receiver.received.map((r) => [r.id, r.body.type, r.answered]))}; jobs ${JSON.stringify(jobs)}; deliveries ${JSON.stringify(owed)}`)
+      })
       assert.deepEqual(receiver.refused, [], 'every request carried a valid signature')
 
       const completed = receiver.received.filter((r) => r.body.type === 'upload.completed')
