@@ -33,6 +33,11 @@ export interface RequestContext {
    * access checks made before it (owner, where it lives), never for the write itself.
    */
   upload?: UploadRecord | null
+  /**
+   * The upload's row as the store read it after this request took the upload's lock (getUpload),
+   * for the write that follows under the same lock (a PATCH): taken once, then gone.
+   */
+  uploadUnderLock?: UploadRecord
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()

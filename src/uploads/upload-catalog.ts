@@ -5,6 +5,7 @@
  */
 import type {Configstore} from '@tus/file-store'
 import {Upload} from '@tus/utils'
+import type {UploadRecord} from '../db/entities/upload.js'
 import {Gone, NotFound} from '../errors.js'
 import {currentRequest} from '../request-context.js'
 import {callerOf} from './caller-limits.js'
@@ -20,7 +21,12 @@ export class UploadCatalog implements Configstore {
 
   async get(id: string): Promise<Upload | undefined> {
     const row = await this.uploads.findById(id)
-    if (!row) return undefined
+    return row ? this.describe(row) : undefined
+  }
+
+  /** The upload a row records, as @tus/file-store keeps it; 410 for one that is gone or expired. */
+  describe(row: UploadRecord): Upload {
+    const id = row.id
     if (isGone(row.status)) throw new Gone(`upload ${id} has ${row.status === UploadStatus.Expired ? 'expired' : 'been terminated'}`)
     if (row.status === UploadStatus.Uploading && row.expiresAt && row.expiresAt.getTime() <= Date.now()) {
       throw new Gone(`upload ${id} has expired`)

@@ -4,7 +4,7 @@
  * them. Expiry is ours too: @tus/file-store counts it from creation and would delete finished
  * uploads; here an upload expires after a period without progress, and only while unfinished.
  */
-import {truncate, unlink} from 'node:fs/promises'
+import {stat, truncate, unlink} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 import {finished, pipeline} from 'node:stream/promises'
@@ -42,6 +42,7 @@ export interface UploadStoreOptions {
 
 export class UploadStore extends FileStore {
   private readonly hashers = new LiveHashers()
+  private readonly catalog: UploadCatalog
   /** Uploads a request of this process is writing right now. */
   private readonly receiving = new Set<string>()
   private readonly checkpoints: CheckpointPolicy
@@ -53,7 +54,9 @@ export class UploadStore extends FileStore {
   ) {
     // Expiration stays advertised, but @tus/server's creation-based checks are off (0): the
     // catalog answers 410 for expired uploads and the expiry sweeper removes them.
-    super({directory: options.directory, configstore: new UploadCatalog(uploads, options), expirationPeriodInMilliseconds: 0})
+    const catalog = new UploadCatalog(uploads, options)
+    super({directory: options.directory, configstore: catalog, expirationPeriodInMilliseconds: 0})
+    this.catalog = catalog
     this.checkpoints = options.checkpoints ?? checkpointPolicy(options.expiryMs)
     this.finalSizeLimit = new FinalSizeLimit(uploads, options.maxSize)
   }
@@ -85,11 +88,13 @@ export class UploadStore extends FileStore {
     // (checkpoints lag), and unverified bytes are still being checked. Repair only the rest.
     const repair = !this.receiving.has(id)
     const row = await this.uploads.findById(id)
+    let repaired = false
     if (repair && row?.unverifiedFrom != null) {
       await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
       await this.uploads.setUnverifiedFrom(id, null)
+      repaired = true
     }
-    const upload = await super.getUpload(id)
+    const upload = await this.fromRow(row)
     const context = currentRequest()
     if (context) {
       context.uploadOffset = upload.offset
@@ -98,12 +103,37 @@ export class UploadStore extends FileStore {
     if (repair && row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
       await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
       if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id)
+      repaired = true
     }
+    // @tus/server writes (PATCH) right after this, under the same lock: the row needs no second read.
+    if (context) context.uploadUnderLock = repaired ? undefined : (row ?? undefined)
     return upload
   }
 
+  /** What @tus/file-store's getUpload builds (row, then the file's size as the offset), from a row already read. */
+  private async fromRow(row: UploadRecord | null): Promise<Upload> {
+    if (!row) throw ERRORS.FILE_NOT_FOUND
+    const upload = this.catalog.describe(row)
+    const file = this.filePath(row.id)
+    const stats = await stat(file).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? ERRORS.FILE_NO_LONGER_EXISTS : error
+    })
+    if (stats.isDirectory()) throw ERRORS.FILE_NOT_FOUND
+    upload.offset = stats.size
+    upload.storage = {type: 'file', path: file}
+    return upload
+  }
+
+  /** The row getUpload read for this request under the upload's lock, once; else undefined. */
+  private rowUnderLock(id: string): UploadRecord | undefined {
+    const context = currentRequest()
+    const row = context?.uploadUnderLock
+    if (context) context.uploadUnderLock = undefined
+    return row?.id === id ? row : undefined
+  }
+
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    const row = await this.uploads.findById(id)
+    const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
     if (row?.uploadConcat === PARTIAL) await this.finalSizeLimit.checkDeclared(id, length)
     await super.declareUploadLength(id, length)
   }
@@ -114,7 +144,7 @@ export class UploadStore extends FileStore {
    * report progress).
    */
   override async write(readable: Readable, id: string, offset: number, observers: readonly ChunkObserver[] = []): Promise<number> {
-    const row = await this.uploads.findById(id)
+    const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const guard = row.uploadConcat === PARTIAL ? await this.finalSizeLimit.guard(id, offset) : undefined
     this.receiving.add(id)
