@@ -152,7 +152,15 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
     const response = decorate(ctx.method, await deps.tus.handleWeb(request))
     const bodyCut = !ctx.req.complete && (Number(ctx.get('content-length')) > 0 || ctx.get('transfer-encoding') !== '')
-    if (context.createdUploadId && (response.status >= 400 || bodyCut)) await discardFailedCreation(context.createdUploadId, deps)
+    if (context.createdUploadId && response.status === 408) {
+      // The body went silent (UPLOAD_IDLE_TIMEOUT): what arrived is kept, and the answer says
+      // where the upload is, so the client resumes it rather than starting again.
+      const row = await deps.uploads.findById(context.createdUploadId)
+      response.headers.set('Location', uploadUrl(deps.config)(ctx, context.createdUploadId))
+      if (row) response.headers.set('Upload-Offset', String(row.bytesReceived))
+    } else if (context.createdUploadId && (response.status >= 400 || bodyCut)) {
+      await discardFailedCreation(context.createdUploadId, deps)
+    }
     ctx.respond = false
     if (response.status >= 400) drainUnreadBody(ctx.req, response.headers)
     await sendNodeResponse(ctx.res, response)
@@ -162,7 +170,8 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
 /**
  * A creation-with-upload whose body failed (460 checksum, 413, an error, a client gone before
  * its end) gave the client no Location: nobody can resume it, so its row and file go now
- * instead of holding a quota until they expire.
+ * instead of holding a quota until they expire. (One that went silent is answered 408 with its
+ * Location and kept.)
  */
 async function discardFailedCreation(id: string, deps: Pick<TusEndpointDeps, 'uploads' | 'store'>): Promise<void> {
   try {

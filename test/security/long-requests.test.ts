@@ -180,6 +180,13 @@ describe('a silent request body (postgres database)', () => {
     const rows = (await node.uploads.list({limit: 10})).filter((r) => r.createdAt.getTime() >= before - 1000)
     assert.equal(rows.length, 1)
     assert.equal(rows[0]!.bytesReceived, 10)
+    // The answer says where the upload is, and how much of it arrived: the client resumes it.
+    const location = /\r\nlocation: *(\S+)/i.exec(result.received)?.[1]
+    assert.ok(location?.endsWith(`/files/${rows[0]!.id}`), `408 carries the upload's Location (${location})`)
+    assert.match(result.received, /\r\nupload-offset: *10\r\n/i)
+    // (The raw request named no port in Host: the path is what matters.)
+    const rest = await request('PATCH', new URL(new URL(location!).pathname, node.url).href, {headers: {...PATCH_HEADERS, 'Upload-Offset': '10'}, body: Buffer.alloc(90, 1)})
+    assert.equal(rest.status, 204)
   })
 
   it('an IETF draft append that goes silent is answered 408 and keeps what it sent', async () => {
