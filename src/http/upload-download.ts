@@ -9,12 +9,12 @@
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import type {ParameterizedContext} from 'koa'
-import parseRange from 'range-parser'
 import type {UploadRecord} from '../db/entities/upload.js'
 import {Conflict, Gone, NotFound} from '../errors.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import {isGone, UploadStatus} from '../uploads/upload-status.js'
 import {uploadBeforeLock} from '../request-context.js'
+import {answerWithRanges} from './byte-ranges.js'
 import type {AppState} from './request-context.js'
 import {UPLOAD_ID} from './routes/uploads.js'
 
@@ -42,8 +42,6 @@ export function contentDisposition(kind: 'inline' | 'attachment', filename: stri
   return `${kind}; filename="${fallback}"; filename*=UTF-8''${encodeExtValue(clean)}`
 }
 
-const etagMatches = (header: string, etag: string) => header.trim() === '*' || header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)
-
 /** Why an upload's bytes cannot be downloaded (yet, or any more); undefined when they can. */
 function notDownloadable(row: UploadRecord): Error | undefined {
   if (isGone(row.status)) return new Gone(`upload ${row.id} has ${row.status === UploadStatus.Expired ? 'expired' : 'been terminated'}; its bytes are gone`)
@@ -68,42 +66,19 @@ export async function serveUploadDownload(ctx: ParameterizedContext<AppState>, i
   const video = row.filetype !== null && VIDEO_TYPES.has(row.filetype)
   ctx.set('Tus-Resumable', '1.0.0')
   ctx.set('Cache-Control', 'private, no-cache')
-  ctx.set('Accept-Ranges', 'bytes')
   ctx.set('X-Content-Type-Options', 'nosniff')
   ctx.set('Content-Security-Policy', "default-src 'none'; sandbox")
   ctx.set('Content-Disposition', contentDisposition(video ? 'inline' : 'attachment', row.filename ?? row.id))
   ctx.type = video ? row.filetype! : 'application/octet-stream'
-  const etag = row.sha256 ? `"${row.sha256}"` : undefined
-  if (etag) {
-    ctx.set('ETag', etag)
-    const ifNoneMatch = ctx.get('If-None-Match')
-    if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) {
-      ctx.status = 304
-      return
-    }
-  }
-
-  const rangeHeader = ctx.get('Range')
-  const ifRange = ctx.get('If-Range')
-  const ranges = rangeHeader && (!ifRange || ifRange === etag) ? parseRange(size, rangeHeader, {combine: true}) : undefined
-  if (ranges === -1) {
-    ctx.status = 416
-    ctx.set('Content-Range', `bytes */${size}`)
-    ctx.remove('Content-Disposition')
-    ctx.type = 'text/plain'
-    ctx.body = `range not satisfiable: upload ${row.id} has ${size} bytes\n`
-    return
-  }
-  // Malformed ranges (-2), other units and several ranges get the whole file (RFC 9110 allows it).
-  const range = Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0]! : undefined
-  if (range) {
-    ctx.status = 206
-    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
-  } else {
-    ctx.status = 200
-  }
-  const length = range ? range.end - range.start + 1 : size
-  // Opened last: koa destroys (and so closes) a stream body when the response ends, is cut, or is a HEAD.
-  ctx.body = size === 0 ? '' : createReadStream(file, range ? {start: range.start, end: range.end, highWaterMark: 1 << 20} : {highWaterMark: 1 << 20})
-  ctx.length = length
+  answerWithRanges(ctx, {
+    size,
+    etag: row.sha256 ? `"${row.sha256}"` : undefined,
+    // Opened last: koa destroys (and so closes) a stream body when the response ends or is cut.
+    open: (range) => (size === 0 ? '' : createReadStream(file, {...(range ?? {}), highWaterMark: 1 << 20})),
+    unsatisfiable: (bytes) => {
+      ctx.remove('Content-Disposition')
+      ctx.type = 'text/plain'
+      ctx.body = `range not satisfiable: upload ${row.id} has ${bytes} bytes\n`
+    },
+  })
 }

@@ -8,12 +8,12 @@ import {createReadStream} from 'node:fs'
 import {readFile, realpath, stat} from 'node:fs/promises'
 import path from 'node:path'
 import type {Middleware} from 'koa'
-import parseRange from 'range-parser'
 import type {DataSource} from 'typeorm'
 import {NotFound} from '../../errors.js'
 import {decodedArtifactSegments, mediaRoot} from '../../media/artifact-files.js'
 import {MediaRepository} from '../../media/media-repository.js'
 import {MASTER_PLAYLIST} from '../../media/transcode.js'
+import {answerWithRanges, type ByteRange} from '../byte-ranges.js'
 import type {AppState} from '../request-context.js'
 
 const PREFIX = '/media/'
@@ -28,8 +28,6 @@ const REVALIDATE = 'public, max-age=0, must-revalidate'
 export function mediaSegments(rawPath: string): string[] {
   return decodedArtifactSegments(rawPath.slice(PREFIX.length), 'media')
 }
-
-const etagMatches = (header: string, etag: string) => header.trim() === '*' || header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)
 
 export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<AppState> {
   const artifacts = new MediaRepository(deps.db)
@@ -56,42 +54,21 @@ export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<
     // updated: read once, its ETag and length are those of the very bytes sent.
     const mutable = relative === MASTER_PLAYLIST ? await readFile(file) : undefined
     const size = mutable ? mutable.length : (await stat(file)).size
-    const open = (range?: {start: number; end: number}) =>
+    const open = (range?: ByteRange) =>
       mutable ? (range ? mutable.subarray(range.start, range.end + 1) : mutable) : createReadStream(file, range ?? {})
 
     const etag = `"${mutable ? createHash('sha256').update(mutable).digest('hex') : artifact.sha256}"`
-    ctx.set('ETag', etag)
     ctx.set('Cache-Control', relative === MASTER_PLAYLIST ? REVALIDATE : IMMUTABLE)
-    ctx.set('Accept-Ranges', 'bytes')
     ctx.set('X-Content-Type-Options', 'nosniff')
     ctx.type = artifact.contentType
-    const ifNoneMatch = ctx.get('If-None-Match')
-    if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) {
-      ctx.status = 304
-      return
-    }
-
-    const rangeHeader = ctx.get('Range')
-    const ifRange = ctx.get('If-Range')
-    const ranges = rangeHeader && (!ifRange || ifRange === etag) ? parseRange(size, rangeHeader, {combine: true}) : undefined
-    if (ranges === -1) {
-      ctx.set('Content-Range', `bytes */${size}`)
-      ctx.status = 416
-      ctx.type = 'json'
-      ctx.body = {error: `range not satisfiable: the file has ${size} bytes`}
-      return
-    }
-    // Malformed ranges (-2), other units and multiple ranges are answered with the whole file (RFC 9110 allows it).
-    if (Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1) {
-      const {start, end} = ranges[0]!
-      ctx.status = 206
-      ctx.set('Content-Range', `bytes ${start}-${end}/${size}`)
-      ctx.body = open({start, end})
-      ctx.length = end - start + 1
-      return
-    }
-    ctx.status = 200
-    ctx.body = open()
-    ctx.length = size
+    answerWithRanges(ctx, {
+      size,
+      etag,
+      open,
+      unsatisfiable: (bytes) => {
+        ctx.type = 'json'
+        ctx.body = {error: `range not satisfiable: the file has ${bytes} bytes`}
+      },
+    })
   }
 }
