@@ -23,6 +23,11 @@ async function ffmpeg(args: string[]): Promise<void> {
 
 const lavfi = (graph: string) => ['-f', 'lavfi', '-i', graph]
 
+/** A 2 s, 320x240 clip with a tone: the smallest input that runs the whole pipeline. */
+export async function writeSmallClip(file: string): Promise<void> {
+  await ffmpeg([...lavfi('testsrc2=size=320x240:rate=25:duration=2'), ...lavfi('sine=frequency=440:duration=2'), ...X264, '-c:a', 'aac', '-shortest', file])
+}
+
 export interface Fixtures {
   dir: string
   /** 1920x1080, 2 s, with a tone. */

@@ -6,18 +6,16 @@
  * catch-up loop is set far out, so it cannot be what copied them).
  */
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {promisify} from 'node:util'
 import {after, before, describe, test} from 'node:test'
 import pg from 'pg'
 import {retryDelays} from '../src/jobs/retry-policy.js'
 import {topology} from '../src/jobs/topology.js'
-import {tools} from './media-fixtures.js'
+import {writeSmallClip} from './media-fixtures.js'
 import {removeTopology, testPrefix, waitFor} from './pipeline-support.js'
 import {spawnCli, waitHealthy, type CliProcess} from './support/cli-process.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
@@ -25,7 +23,6 @@ import {freshSchema} from './support/node.js'
 import {freePort} from './support/process-node.js'
 import {requireService, TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
 
-const exec = promisify(execFile)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 /** The `command:` the compose file gives a service. */
@@ -98,12 +95,7 @@ describe('the documented cluster: nodes run `ingest serve`, workers `ingest work
   test('an upload to one node: transcode, snapshot and fanout all succeed, and the other node holds every artifact', async () => {
     const [node1, node2] = nodes as [(typeof nodes)[0], (typeof nodes)[0]]
     const clip = path.join(dir, 'clip.mp4')
-    await exec(tools.ffmpegPath, [
-      '-hide_banner', '-loglevel', 'error', '-y',
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2',
-      '-f', 'lavfi', '-i', 'sine=frequency=440:duration=2',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', clip,
-    ])
+    await writeSmallClip(clip)
     const bytes = await readFile(clip)
     const location = await createUpload(node1.url, bytes.length, {'Upload-Metadata': `filename ${Buffer.from('clip.mp4').toString('base64')}`})
     const uploadId = location.split('/').pop()!

@@ -6,23 +6,19 @@
  * down), and when the parent itself is killed.
  */
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import {mkdtemp, readdir, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {promisify} from 'node:util'
 import {after, before, describe, test} from 'node:test'
 import {retryDelays} from '../src/jobs/retry-policy.js'
 import {topology} from '../src/jobs/topology.js'
-import {tools} from './media-fixtures.js'
+import {writeSmallClip} from './media-fixtures.js'
 import {removeTopology, testPrefix, waitFor} from './pipeline-support.js'
 import {CLI, spawnCli, waitHealthy, type CliProcess} from './support/cli-process.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 import {freshSchema} from './support/node.js'
 import {freePort} from './support/process-node.js'
 import {requireService, TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
-
-const exec = promisify(execFile)
 
 /** Live (not zombie) processes whose parent is `ppid`, with their command lines. */
 async function childrenOf(ppid: number): Promise<Array<{pid: number; command: string}>> {
@@ -108,12 +104,7 @@ describe('ingest stack: a node and its workers started and stopped together', {t
   test('an upload becomes ready through the stack, and SIGTERM to the parent stops every child, exit 0', async () => {
     const {stack, url, serve, worker} = await startStack()
     const clip = path.join(dir, 'clip.mp4')
-    await exec(tools.ffmpegPath, [
-      '-hide_banner', '-loglevel', 'error', '-y',
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2',
-      '-f', 'lavfi', '-i', 'sine=frequency=440:duration=2',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', clip,
-    ])
+    await writeSmallClip(clip)
     const bytes = await readFile(clip)
     const location = await createUpload(url, bytes.length)
     const patched = await request('PATCH', location, {headers: {...PATCH_HEADERS, 'Upload-Offset': 0}, body: bytes})
