@@ -38,7 +38,7 @@ async function alive(pid: number): Promise<boolean> {
   return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
 }
 
-describe('ingest stack: a node and its workers started and stopped together', {timeout: 150_000}, () => {
+describe('ingest stack: a node and its workers started and stopped together', {timeout: 240_000}, () => {
   const prefix = testPrefix()
   const t = topology(prefix, retryDelays(200, 3), 10)
   let schema: Awaited<ReturnType<typeof freshSchema>>
@@ -64,8 +64,8 @@ describe('ingest stack: a node and its workers started and stopped together', {t
     if (dir) await rm(dir, {recursive: true, force: true})
   })
 
-  /** `ingest stack` on a port of its own; resolves once the node answers, with its two children. */
-  async function startStack(extra: Record<string, string> = {}) {
+  /** `ingest stack` on a port of its own, just spawned. */
+  async function spawnStack(extra: Record<string, string> = {}) {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
     const stack = spawnCli(['stack'], {
@@ -88,7 +88,11 @@ describe('ingest stack: a node and its workers started and stopped together', {t
       ...extra,
     })
     started.push(stack)
-    await waitHealthy(stack, url)
+    return {stack, url}
+  }
+
+  /** The stack's two children, once both are running (not necessarily started yet). */
+  async function childrenOfStack(stack: CliProcess) {
     const children = await waitFor('the stack to run a node and a worker', async () => {
       const found = await childrenOf(stack.child.pid!)
       const serve = found.find((c) => / serve$/.test(c.command))
@@ -96,6 +100,14 @@ describe('ingest stack: a node and its workers started and stopped together', {t
       return serve && worker && found.length === 2 ? {serve, worker} : undefined
     })
     pids.push(children.serve.pid, children.worker.pid)
+    return children
+  }
+
+  /** `ingest stack` on a port of its own; resolves once the node answers and the worker has started, with its two children. */
+  async function startStack(extra: Record<string, string> = {}) {
+    const {stack, url} = await spawnStack(extra)
+    await waitHealthy(stack, url)
+    const children = await childrenOfStack(stack)
     // The worker is up once it logged so (the node's health says nothing about it).
     await waitFor('the worker to start', () => stack.output().includes('"worker started"'), 20_000)
     return {stack, url, ...children}
@@ -146,6 +158,14 @@ describe('ingest stack: a node and its workers started and stopped together', {t
     stack.child.kill('SIGKILL')
     await stack.exited
     // Each child stops gracefully (SHUTDOWN_TIMEOUT 5s): on a loaded machine that took over 20 s once.
+    await waitFor('both children to stop', async () => !(await alive(serve.pid)) && !(await alive(worker.pid)), 60_000)
+  })
+
+  test('the parent killed while its children are still starting: they stop too, once started', async () => {
+    const {stack} = await spawnStack()
+    const {serve, worker} = await childrenOfStack(stack)
+    stack.child.kill('SIGKILL')
+    await stack.exited
     await waitFor('both children to stop', async () => !(await alive(serve.pid)) && !(await alive(worker.pid)), 60_000)
   })
 

@@ -13,6 +13,10 @@ import {Command, CommanderError, InvalidArgumentError} from 'commander'
 import type {Config} from '../config/index.js'
 import {isJobKind, JOB_KINDS, type JobKind} from '../jobs/job-kinds.js'
 import {adminCommands, CliFailure, ExitCode, withUsageOnError} from './admin/index.js'
+import {watchParent} from './signals.js'
+
+// Started by `ingest stack`: its going away must be noticed even while this process starts.
+watchParent()
 
 function parseKinds(value: string): JobKind[] {
   const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
