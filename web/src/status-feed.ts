@@ -37,9 +37,11 @@ export function followUpload(id: string, onUpdate: (upload: UploadView) => void,
 
   const run = async () => {
     if (await refresh()) return stop()
-    const streamed = await streamEvents(id, controller.signal, async (data) => {
-      // Events carrying status and progress show at once; the full view follows.
-      if (last && data && typeof data === 'object' && 'status' in data) onUpdate({...last, ...(data as Partial<UploadView>)})
+    const streamed = await streamEvents(id, controller.signal, async (event, data) => {
+      // Events queued behind the one that settled the upload change nothing any more.
+      if (stopped) return
+      // The upload's own status shows at once (a job event's `status` is the job's); the full view follows.
+      if (event === 'status' && last && data && typeof data === 'object' && 'status' in data) onUpdate({...last, ...(data as Partial<UploadView>)})
       if (await refresh()) stop()
     }).catch(() => false)
     if (!streamed && !stopped) await poll()
@@ -55,7 +57,7 @@ export function followUpload(id: string, onUpdate: (upload: UploadView) => void,
  * Reads `GET /api/uploads/<id>/events` as text/event-stream until it ends or is aborted.
  * Resolves false when the node has no such endpoint (the caller then polls).
  */
-async function streamEvents(id: string, signal: AbortSignal, onEvent: (data: unknown) => Promise<void>): Promise<boolean> {
+async function streamEvents(id: string, signal: AbortSignal, onEvent: (event: string, data: unknown) => Promise<void>): Promise<boolean> {
   const res = await fetch(`/api/uploads/${encodeURIComponent(id)}/events`, {headers: {Accept: 'text/event-stream', ...authHeaders()}, signal, cache: 'no-store'})
   if (!res.ok || !res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
     await res.body?.cancel().catch(() => {})
@@ -71,8 +73,9 @@ async function streamEvents(id: string, signal: AbortSignal, onEvent: (data: unk
     while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
       const block = buffer.slice(0, end)
       buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '')
-      const data = block
-        .split(/\r?\n/)
+      const lines = block.split(/\r?\n/)
+      const event = lines.find((line) => line.startsWith('event:'))?.slice(6).trim() ?? 'message'
+      const data = lines
         .filter((line) => line.startsWith('data:'))
         .map((line) => line.slice(5).replace(/^ /, ''))
         .join('\n')
@@ -81,7 +84,7 @@ async function streamEvents(id: string, signal: AbortSignal, onEvent: (data: unk
       try {
         parsed = JSON.parse(data)
       } catch {}
-      await onEvent(parsed)
+      await onEvent(event, parsed)
     }
   }
 }
