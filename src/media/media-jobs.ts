@@ -52,16 +52,16 @@ const PROGRESS_WRITE_INTERVAL_MS = 500
  * The job's percent to the database: one write in flight at a time (so they land in order),
  * at most one per interval except 100, and a percent already written is never written again.
  */
-export function progressWriter(context: Pick<MediaJobContext, 'progress' | 'log'>, intervalMs = PROGRESS_WRITE_INTERVAL_MS) {
+export function progressWriter(context: Pick<MediaJobContext, 'progress' | 'log'>, intervalMs = PROGRESS_WRITE_INTERVAL_MS, now: () => number = () => performance.now()) {
   let latest = -1
   let written = -1
   let lastWriteAt = Number.NEGATIVE_INFINITY
   let inFlight: Promise<void> | undefined
-  const due = () => latest > written && (latest === 100 || performance.now() - lastWriteAt >= intervalMs)
+  const due = () => latest > written && (latest === 100 || now() - lastWriteAt >= intervalMs)
   const drain = async () => {
     while (due()) {
       const value = latest
-      lastWriteAt = performance.now()
+      lastWriteAt = now()
       try {
         await context.progress(value)
       } catch (error) {
