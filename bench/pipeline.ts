@@ -11,7 +11,7 @@
 import amqp from 'amqplib'
 import pino from 'pino'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from '../test/support/services.js'
-import {completedUpload, openTestDatabase, randomId, removeTopology, testPrefix, waitFor} from '../test/pipeline-support.js'
+import {completedUpload, openTestDatabase, randomId, removeTopology, testPrefix, waitFor} from '../test/support/pipeline-support.js'
 import {AmqpBroker} from '../src/jobs/amqp-broker.js'
 import {JobRepository} from '../src/jobs/job-repository.js'
 import {jobMessage} from '../src/jobs/messages.js'

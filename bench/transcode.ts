@@ -31,7 +31,7 @@ import {locateMediaTools} from '../src/media/media-tools.js'
 import {probeMedia} from '../src/media/probe.js'
 import {planRenditions} from '../src/media/rendition-ladder.js'
 import {transcodeMedia} from '../src/media/transcode.js'
-import {completedUpload, openTestDatabase, type TestDatabase} from '../test/pipeline-support.js'
+import {completedUpload, openTestDatabase, type TestDatabase} from '../test/support/pipeline-support.js'
 import type {BenchRecord} from './lib/results.js'
 import {alternating, progress, runSuite} from './lib/suite.js'
 

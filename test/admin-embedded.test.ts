@@ -7,8 +7,8 @@ import {after, describe, test} from 'node:test'
 import {JobRepository} from '../src/jobs/job-repository.js'
 import {Outcome, UnrecoverableError} from '../src/jobs/outcome.js'
 import {JobRegistry} from '../src/jobs/registry.js'
-import {cliFor, startAdminNode, type AdminTestNode} from './admin-support.js'
-import {completedUpload, randomId, waitFor} from './pipeline-support.js'
+import {cliFor, startAdminNode, type AdminTestNode} from './support/admin-support.js'
+import {completedUpload, randomId, waitFor} from './support/pipeline-support.js'
 import {request} from './support/http.js'
 
 describe('the admin API with the in-process broker', {timeout: 120_000}, () => {

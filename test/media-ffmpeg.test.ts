@@ -16,7 +16,7 @@ import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/pr
 import {planRenditions} from '../src/media/rendition-ladder.js'
 import {takeSnapshots} from '../src/media/snapshots.js'
 import {transcodeMedia, type PublishedRendition} from '../src/media/transcode.js'
-import {ffprobe, makeFixtures, meanLuma, tools, type Fixtures} from './media-fixtures.js'
+import {ffprobe, makeFixtures, meanLuma, tools, type Fixtures} from './support/media-fixtures.js'
 
 const ladder = loadConfig({}, {dataDir: '/tmp/unused'}).renditions
 let f: Fixtures

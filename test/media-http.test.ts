@@ -15,8 +15,8 @@ import {transcodeHandler} from '../consumers/transcode.js'
 import {loadConfig} from '../src/config/index.js'
 import {JobRegistry, type JobHandler} from '../src/jobs/registry.js'
 import {startNode, type RunningNode} from '../src/node.js'
-import {openCorpus, type Corpus} from './media-corpus.js'
-import {makeFixtures, type Fixtures} from './media-fixtures.js'
+import {openCorpus, type Corpus} from './support/media-corpus.js'
+import {makeFixtures, type Fixtures} from './support/media-fixtures.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 
 /** The default ladder and a 180p rung, so the 640x360 clip gets two renditions and its master playlist grows. */

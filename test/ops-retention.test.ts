@@ -16,7 +16,7 @@ import type {DataSource} from 'typeorm'
 import {UploadRepository} from '../src/uploads/upload-repository.js'
 import {UploadRetention, type RetentionOptions} from '../src/uploads/retention.js'
 import {UploadStatus} from '../src/uploads/upload-status.js'
-import {openTestDatabase, type TestDatabase} from './pipeline-support.js'
+import {openTestDatabase, type TestDatabase} from './support/pipeline-support.js'
 import {TEST_DATABASE_URL} from './support/services.js'
 
 const DAY = 86_400_000

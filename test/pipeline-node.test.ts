@@ -14,7 +14,7 @@ import {Outcome} from '../src/jobs/outcome.js'
 import {JobRegistry} from '../src/jobs/registry.js'
 import {startNode, type RunningNode} from '../src/node.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
-import {waitFor} from './pipeline-support.js'
+import {waitFor} from './support/pipeline-support.js'
 
 interface JobView {
   kind: string

@@ -13,7 +13,7 @@ import {JobRepository} from '../src/jobs/job-repository.js'
 import {retryDelays} from '../src/jobs/retry-policy.js'
 import {topology} from '../src/jobs/topology.js'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
-import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './pipeline-support.js'
+import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './support/pipeline-support.js'
 
 interface Worker {
   child: ChildProcess
@@ -43,7 +43,7 @@ describe('worker processes', {timeout: 90_000}, () => {
   const logPath = () => path.join(dir, logName)
 
   function spawnWorker(mode: string, extra: Record<string, string> = {}): Worker {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/pipeline-worker.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/pipeline-worker.ts'], {
       env: {
         ...process.env,
         AMQP_URL: TEST_AMQP_URL,

@@ -19,7 +19,7 @@ import {OutboxRelay} from '../src/jobs/outbox-relay.js'
 import {retryDelays} from '../src/jobs/retry-policy.js'
 import {topology} from '../src/jobs/topology.js'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
-import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './pipeline-support.js'
+import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './support/pipeline-support.js'
 
 const log = pino({level: 'silent'})
 

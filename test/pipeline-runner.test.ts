@@ -20,7 +20,7 @@ import {retryDelays} from '../src/jobs/retry-policy.js'
 import {JobRunner} from '../src/jobs/runner.js'
 import {topology, type Topology} from '../src/jobs/topology.js'
 import {TEST_AMQP_URL} from './support/services.js'
-import {drainDeadLetters, inspector, openTestDatabase, randomId, removeTopology, testPrefix, waitFor, type TestDatabase} from './pipeline-support.js'
+import {drainDeadLetters, inspector, openTestDatabase, randomId, removeTopology, testPrefix, waitFor, type TestDatabase} from './support/pipeline-support.js'
 
 const RETRY_BASE_MS = 300
 const MAX_ATTEMPTS = 3

@@ -17,7 +17,7 @@ import {SignJWT} from 'jose'
 import {chromium, type BrowserContext, type Page} from 'playwright-core'
 import {loadConfig} from '../src/config/index.js'
 import {buildWeb} from '../web/build.mjs'
-import {tools} from './media-fixtures.js'
+import {tools} from './support/media-fixtures.js'
 import {startTestNode, type TestNode} from './support/node.js'
 
 const exec = promisify(execFile)

@@ -8,12 +8,12 @@ import os from 'node:os'
 import path from 'node:path'
 import amqp, {type Channel} from 'amqplib'
 import type {DataSource} from 'typeorm'
-import {openDatabase} from '../src/db/database.js'
-import type {Topology} from '../src/jobs/topology.js'
-import {UploadRepository} from '../src/uploads/upload-repository.js'
-import {UploadStatus} from '../src/uploads/upload-status.js'
-import {freshSchema} from './support/node.js'
-import {requireService, TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
+import {openDatabase} from '../../src/db/database.js'
+import type {Topology} from '../../src/jobs/topology.js'
+import {UploadRepository} from '../../src/uploads/upload-repository.js'
+import {UploadStatus} from '../../src/uploads/upload-status.js'
+import {freshSchema} from './node.js'
+import {requireService, TEST_AMQP_URL, TEST_DATABASE_URL} from './services.js'
 
 export interface TestDatabase {
   db: DataSource

@@ -7,12 +7,12 @@
  * Each attempt prints "started <uploadId> <attempt>"; each success appends a line to FIXTURE_LOG.
  */
 import {appendFile} from 'node:fs/promises'
-import {exitOnSignals} from '../src/cli/signals.js'
-import {startWorker} from '../src/cli/worker.js'
-import {loadConfig} from '../src/config/index.js'
-import {createLogger} from '../src/logger.js'
-import {Outcome} from '../src/jobs/outcome.js'
-import {JobRegistry} from '../src/jobs/registry.js'
+import {exitOnSignals} from '../../src/cli/signals.js'
+import {startWorker} from '../../src/cli/worker.js'
+import {loadConfig} from '../../src/config/index.js'
+import {createLogger} from '../../src/logger.js'
+import {Outcome} from '../../src/jobs/outcome.js'
+import {JobRegistry} from '../../src/jobs/registry.js'
 
 const mode = process.env.FIXTURE_MODE
 const logFile = process.env.FIXTURE_LOG!

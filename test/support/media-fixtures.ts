@@ -8,7 +8,7 @@ import {mkdtemp, readFile, rm, stat, truncate, writeFile} from 'node:fs/promises
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
-import {locateMediaTools, type MediaTools} from '../src/media/media-tools.js'
+import {locateMediaTools, type MediaTools} from '../../src/media/media-tools.js'
 
 const exec = promisify(execFile)
 

@@ -9,17 +9,17 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pino from 'pino'
-import {loadConfig, type Config} from '../src/config/index.js'
-import type {JobRegistry} from '../src/jobs/registry.js'
-import {retryDelays} from '../src/jobs/retry-policy.js'
-import {topology} from '../src/jobs/topology.js'
-import {startNode, type RunningNode} from '../src/node.js'
+import {loadConfig, type Config} from '../../src/config/index.js'
+import type {JobRegistry} from '../../src/jobs/registry.js'
+import {retryDelays} from '../../src/jobs/retry-policy.js'
+import {topology} from '../../src/jobs/topology.js'
+import {startNode, type RunningNode} from '../../src/node.js'
 import {removeTopology, testPrefix} from './pipeline-support.js'
-import {freshSchema} from './support/node.js'
-import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
+import {freshSchema} from './node.js'
+import {TEST_AMQP_URL, TEST_DATABASE_URL} from './services.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface AdminTestNode extends RunningNode {
   config: Config
