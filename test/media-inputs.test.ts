@@ -11,7 +11,7 @@ import {after, before, describe, it} from 'node:test'
 import {promisify} from 'node:util'
 import pino from 'pino'
 import {NoFrameWritten, SnapshotsIncomplete, UnplayableMedia} from '../src/media/errors.js'
-import {mediaJobHandler, type MediaJobs} from '../src/media/index.js'
+import {snapshotWork} from '../consumers/snapshot.js'
 import {probeMedia, type MediaProbe, type VideoStreamInfo} from '../src/media/probe.js'
 import {planRenditions} from '../src/media/rendition-ladder.js'
 import {takeSnapshots, takeStillPoster} from '../src/media/snapshots.js'
@@ -116,8 +116,8 @@ describe('snapshots of inputs where a step writes no frame (issue 17, point 3)',
 
   it('a snapshot the video has no frame for is dead at once, with a reason, never retried', async () => {
     const missing = new NoFrameWritten('thumbnail 3 (at 2.7 s)', 'ffmpeg -ss 2.7 -i in.mp4 out.jpg', 'Output file is empty')
-    const jobs = {snapshot: async () => Promise.reject(new SnapshotsIncomplete([missing], 'poster, 4 thumbnails, storyboard made'))} as unknown as MediaJobs
-    const handler = mediaJobHandler(jobs, 'snapshot', 5)
+    const jobs = {snapshot: async () => Promise.reject(new SnapshotsIncomplete([missing], 'poster, 4 thumbnails, storyboard made'))}
+    const handler = snapshotWork(jobs)
     const context = {attempt: 1, log: pino({level: 'silent'}), signal: new AbortController().signal, progress: async () => {}}
     const outcome = await handler({uploadId: 'u1'} as never, context as never)
     assert.deepEqual(outcome, {status: 'dead', reason: 'the video has no picture for thumbnail 3 (at 2.7 s) (poster, 4 thumbnails, storyboard made)'})

@@ -9,7 +9,8 @@ import {JobAttemptEntity} from '../db/entities/job-attempt.js'
 import {JobEntity, type JobRecord} from '../db/entities/job.js'
 import type {JobKind} from './job-kinds.js'
 import {decideStart, JobStatus, PENDING_STATUSES} from './job-status.js'
-import {SCHEMA_VERSION, type JobChanged} from './messages.js'
+import {SCHEMA_VERSION} from '../events/event-schemas.js'
+import type {JobChanged} from './messages.js'
 
 /** What the runner knows about a message when it asks to start its job. */
 export interface StartRequest {

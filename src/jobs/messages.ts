@@ -1,41 +1,12 @@
 /**
- * The message contract between publishers and consumers: one schema per event, versioned,
- * validated on receipt. A change here is a change of the wire format: bump schemaVersion.
+ * The pipeline's message contract: job messages (one per upload and kind, validated on
+ * receipt), job.<status> events, and which events start which jobs. Versioned with the upload
+ * events (src/events): a change here is a change of the wire format, bump schemaVersion.
  */
 import {z} from 'zod'
+import {SCHEMA_VERSION} from '../events/event-schemas.js'
 import {JOB_KINDS, type JobKind} from './job-kinds.js'
 import {JOB_STATUSES, type JobStatus} from './job-status.js'
-
-export const SCHEMA_VERSION = 1
-
-export const uploadCompletedSchema = z.object({
-  schemaVersion: z.literal(SCHEMA_VERSION),
-  type: z.literal('upload.completed'),
-  uploadId: z.string().min(1),
-  nodeId: z.string().min(1),
-  owner: z.string().nullable(),
-  filename: z.string().nullable(),
-  filetype: z.string().nullable(),
-  size: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  md5: z.string().regex(/^[0-9a-f]{32}$/),
-  completedAt: z.string().datetime(),
-})
-export type UploadCompleted = z.infer<typeof uploadCompletedSchema>
-
-/** A file derived from an upload (a rendition, a snapshot) now exists on a node. */
-export const artifactCreatedSchema = z.object({
-  schemaVersion: z.literal(SCHEMA_VERSION),
-  type: z.literal('artifact.created'),
-  uploadId: z.string().min(1),
-  artifactId: z.string().min(1),
-  nodeId: z.string().min(1),
-  role: z.string().min(1),
-  path: z.string().min(1),
-  size: z.number().int().nonnegative(),
-  createdAt: z.string().datetime(),
-})
-export type ArtifactCreated = z.infer<typeof artifactCreatedSchema>
 
 /** A job changed state (topic `job.<status>`). */
 export const jobChangedSchema = z.object({

@@ -8,7 +8,7 @@ import {ArtifactEntity, type ArtifactKind, type ArtifactRecord} from '../db/enti
 import {OutboxEventEntity} from '../db/entities/outbox-event.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import {UploadMediaEntity} from '../db/entities/upload-media.js'
-import {SCHEMA_VERSION, type ArtifactCreated} from '../jobs/messages.js'
+import {SCHEMA_VERSION, type ArtifactCreated} from '../events/event-schemas.js'
 import {canTransition, UploadStatus} from '../uploads/upload-status.js'
 import type {ArtifactFile} from './artifact-files.js'
 import type {MediaProbe} from './probe.js'

@@ -5,7 +5,7 @@
  */
 import type {Logger} from 'pino'
 import type {UploadRecord} from '../db/entities/upload.js'
-import type {UploadCompleted} from '../jobs/messages.js'
+import type {UploadCompleted} from '../events/event-schemas.js'
 import type {UploadRepository} from './upload-repository.js'
 import type {UploadStore} from './upload-store.js'
 

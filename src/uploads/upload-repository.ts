@@ -5,8 +5,8 @@
 import {In, IsNull, type DataSource, type EntityManager} from 'typeorm'
 import {OutboxEventEntity} from '../db/entities/outbox-event.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
-import type {UploadCompleted} from '../jobs/messages.js'
-import {SCHEMA_VERSION} from '../jobs/messages.js'
+import type {UploadCompleted} from '../events/event-schemas.js'
+import {SCHEMA_VERSION} from '../events/event-schemas.js'
 import {inFlightRefusal, type InFlightQuota, type InFlightUsage} from './caller-limits.js'
 import {UploadStatus} from './upload-status.js'
 
