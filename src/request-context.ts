@@ -6,6 +6,7 @@
 import {AsyncLocalStorage} from 'node:async_hooks'
 import type {Logger} from 'pino'
 import type {UploadRecord} from './db/entities/upload.js'
+import type {AppError} from './errors.js'
 import type {Checksum} from './uploads/checksum.js'
 
 export interface RequestContext {
@@ -24,6 +25,8 @@ export interface RequestContext {
    * has ended (checksum-trailer).
    */
   checksum?: {expected?: Checksum; fromTrailer?: () => string | undefined}
+  /** For a body a peer forwarded (cluster): the check of its sealed sha-256, once the body has ended. */
+  forwardedBody?: ForwardedBodyCheck
   /** For a partial tus upload being created (Upload-Concat: partial). */
   uploadConcat?: string
   /** The upload a creation request (POST) made, once @tus/server has stored it. */
@@ -38,6 +41,15 @@ export interface RequestContext {
    * for the write that follows under the same lock (a PATCH): taken once, then gone.
    */
   uploadUnderLock?: UploadRecord
+}
+
+/**
+ * What the store asks of a forwarded body it received whole, given the sha-256 of what it wrote:
+ * an error (nothing is kept), or `cut` when the client went away mid-body (what arrived is kept,
+ * the request still fails).
+ */
+export interface ForwardedBodyCheck {
+  verdict(sha256: Buffer): {error: AppError} | {cut: boolean}
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()

@@ -28,6 +28,7 @@ export const SIGNED_HEADERS = [
   'upload-checksum',
   'upload-concat',
   'x-replica-chain',
+  'x-cluster-content-length',
 ] as const
 export const MAX_SKEW_SECONDS = 300
 
@@ -56,15 +57,16 @@ function canonical(request: SignedRequest, fields: Fields): string {
   return ['v2', request.method.toUpperCase(), request.path, String(fields.time), fields.node, fields.to, fields.nonce, ...signed].join('\n')
 }
 
+export const newNonce = (): string => randomBytes(16).toString('hex')
 const hmac = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest()
 const targetName = (target: SignatureTarget) => `${target.id}.${target.incarnation}`
 
-export function signRequest(secret: string, node: string, target: SignatureTarget, request: SignedRequest, now = Date.now(), nonce = randomBytes(16).toString('hex')): string {
+export function signRequest(secret: string, node: string, target: SignatureTarget, request: SignedRequest, now = Date.now(), nonce = newNonce()): string {
   const fields = {node, to: targetName(target), time: Math.floor(now / 1000), nonce}
   return `v2 node=${node},to=${fields.to},t=${fields.time},n=${nonce},sig=${hmac(secret, canonical(request, fields)).toString('hex')}`
 }
 
-export type Verdict = {ok: true; node: string} | {ok: false; reason: string}
+export type Verdict = {ok: true; node: string; nonce: string} | {ok: false; reason: string}
 
 /**
  * Checks a signature for this node (`self`); `nonces` remembers the ones accepted, so each is
@@ -82,7 +84,37 @@ export function verifyRequest(secret: string, header: string | undefined, reques
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return {ok: false, reason: 'cluster signature does not match'}
   if (to !== targetName(self)) return {ok: false, reason: to.startsWith(`${self.id}.`) ? 'cluster signature is for an earlier life of this node' : 'cluster signature is for another node'}
   if (nonces && !nonces.claim(nonce, seconds, now)) return {ok: false, reason: 'cluster signature replayed (nonce already seen)'}
-  return {ok: true, node}
+  return {ok: true, node, nonce}
+}
+
+/**
+ * A body forwarded from a client streams after the signed head, so its digest cannot be in the
+ * head: the forwarder hashes it while it sends and seals it in the trailer
+ * `X-Cluster-Content-Digest: sha-256=:<base64>:, end=<complete|cut>, sig=<hex>`, an HMAC over the
+ * digest, how the client's body ended, and the nonce of the request's signature (so a seal holds
+ * for that one request only). `cut`: the client went away, and the bytes before are all it sent.
+ */
+export const BODY_SEAL_TRAILER = 'x-cluster-content-digest'
+export type BodyEnd = 'complete' | 'cut'
+export interface BodySeal {
+  sha256: Buffer
+  end: BodyEnd
+}
+
+const sealText = (nonce: string, seal: BodySeal) => ['v2-body', nonce, seal.sha256.toString('base64'), seal.end].join('\n')
+
+export function sealBody(secret: string, nonce: string, seal: BodySeal): string {
+  return `sha-256=:${seal.sha256.toString('base64')}:, end=${seal.end}, sig=${hmac(secret, sealText(nonce, seal)).toString('hex')}`
+}
+
+/** The seal of the request signed with `nonce`, if `value` is one that holds; else undefined. */
+export function openBodySeal(secret: string, nonce: string, value: string | undefined): BodySeal | undefined {
+  const match = /^sha-256=:([A-Za-z0-9+/]{43}=):, end=(complete|cut), sig=([0-9a-f]{64})$/.exec(value?.trim() ?? '')
+  if (!match) return undefined
+  const seal: BodySeal = {sha256: Buffer.from(match[1]!, 'base64'), end: match[2] as BodyEnd}
+  const expected = hmac(secret, sealText(nonce, seal))
+  const given = Buffer.from(match[3]!, 'hex')
+  return given.length === expected.length && timingSafeEqual(given, expected) ? seal : undefined
 }
 
 /**

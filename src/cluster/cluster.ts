@@ -2,10 +2,12 @@
  * What a node knows of its cluster: who it is, its peers (NodeRegistry), and how to sign and
  * check requests between nodes. One instance per node, passed to whatever talks to peers.
  */
-import type {Context} from 'koa'
+import type {Context, ParameterizedContext} from 'koa'
 import type {Logger} from 'pino'
 import {Unauthorized} from '../errors.js'
-import {NonceWindow, SIGNATURE_HEADER, signRequest, verifyRequest, type Verdict} from './cluster-signature.js'
+import type {AppState} from '../http/request-context.js'
+import {NonceWindow, newNonce, openBodySeal, sealBody, SIGNATURE_HEADER, signRequest, verifyRequest, type Verdict} from './cluster-signature.js'
+import {expectSealedBody, type ForwardSigner} from './forwarded-body.js'
 import type {ClusterNode, NodeRegistry} from './node-registry.js'
 import {peerRequest} from './peer-http.js'
 
@@ -30,23 +32,41 @@ export class Cluster {
 
   /** `headers` plus the signature over them, for a request to the peer `target`. */
   sign(method: string, path: string, target: ClusterNode, headers: Record<string, string> = {}): Record<string, string> {
-    return {...headers, ...this.signature(method, path, target, headers)}
+    const signature = signRequest(this.requireSecret(), this.self.id, {id: target.id, incarnation: target.startedAt.getTime()}, {method, path, headers: lower(headers)})
+    return {...headers, [SIGNATURE_HEADER]: signature}
   }
 
-  /** Only the signature header, over headers the request already carries (when forwarding one to `target`). */
-  signature(method: string, path: string, target: ClusterNode, present: Record<string, string | string[] | undefined>): Record<string, string> {
+  /**
+   * Signs one request forwarded to `target` (a client's, or a /media request), over the headers
+   * as they are sent, and seals its body with the same nonce (forwarded-body.ts).
+   */
+  forwardSigner(method: string, path: string, target: ClusterNode): ForwardSigner {
+    const secret = this.requireSecret()
+    const nonce = newNonce()
+    const to = {id: target.id, incarnation: target.startedAt.getTime()}
+    return {
+      sign: (headers) => ({[SIGNATURE_HEADER]: signRequest(secret, this.self.id, to, {method, path, headers}, Date.now(), nonce)}),
+      seal: (sha256, end) => sealBody(secret, nonce, {sha256, end}),
+    }
+  }
+
+  private requireSecret(): string {
     if (!this.secret) throw new Error('CLUSTER_SECRET is not set: this node cannot talk to peers')
-    return {[SIGNATURE_HEADER]: signRequest(this.secret, this.self.id, {id: target.id, incarnation: target.startedAt.getTime()}, {method, path, headers: lower(present)})}
+    return this.secret
   }
 
   /** The peer that signed this request; refuses (401, and a log line) anything else, a replay included. */
   authenticate(ctx: Context): string {
+    return this.signed(ctx).node
+  }
+
+  private signed(ctx: Context): {node: string; nonce: string} {
     const verdict = this.verify(ctx)
     if (!verdict.ok) {
       this.log.warn({method: ctx.method, path: ctx.path, from: ctx.ip, reason: verdict.reason}, 'refused an unauthenticated cluster request')
       throw new Unauthorized(`cluster request refused: ${verdict.reason}`)
     }
-    return verdict.node
+    return verdict
   }
 
   /** An upload's bytes from the node that holds them (a partial upload being concatenated here). */
@@ -65,11 +85,15 @@ export class Cluster {
   /**
    * True when the request was forwarded by a peer (signed), so it must not be forwarded again.
    * A request that carries a signature that does not hold (tampered, replayed, for another node)
-   * is refused, not served as a client's.
+   * is refused, not served as a client's. A forwarded body is taken only with its seal: the
+   * request context says what it must hash to (forwarded-body.ts).
    */
-  isForwarded(ctx: Context): boolean {
+  isForwarded(ctx: ParameterizedContext<AppState>): boolean {
     if (!this.secret || !ctx.get(SIGNATURE_HEADER)) return false
-    this.authenticate(ctx)
+    const {nonce} = this.signed(ctx)
+    const secret = this.secret
+    const check = expectSealedBody(ctx.req, (value) => openBodySeal(secret, nonce, value))
+    if (check) ctx.state.context.forwardedBody = check
     return true
   }
 

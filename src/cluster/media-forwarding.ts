@@ -33,6 +33,6 @@ export function mediaForwarding(cluster: Cluster, replicas: ReplicaRepository, d
     const holders = await replicas.holders(artifact)
     const source = (await cluster.registry.livePeers()).find((n) => holders.includes(n.id))
     if (!source) throw new ServiceUnavailable('no live node holds this file right now; retry shortly', {'Retry-After': '10'})
-    await forwardRequest(ctx, source.url, cluster.signature(ctx.method, ctx.originalUrl, source, ctx.headers), 'the node holding this file is unavailable; retry shortly')
+    await forwardRequest(ctx, source.url, cluster.forwardSigner(ctx.method, ctx.originalUrl, source), 'the node holding this file is unavailable; retry shortly')
   }
 }

@@ -27,6 +27,6 @@ export function ownerForwarding(cluster: Cluster, uploads: UploadRepository): Mi
     const unavailable = `the node holding upload ${id} (${row.nodeId}) is unavailable; retry shortly, nothing already received is lost`
     if (!owner?.live) throw new ServiceUnavailable(unavailable, {'Retry-After': '10', 'Tus-Resumable': '1.0.0'})
     ctx.state.context.log.debug({owner: owner.id}, 'forwarding to the upload owner')
-    await forwardRequest(ctx, owner.url, cluster.signature(ctx.method, ctx.originalUrl, owner, ctx.headers), unavailable)
+    await forwardRequest(ctx, owner.url, cluster.forwardSigner(ctx.method, ctx.originalUrl, owner), unavailable)
   }
 }

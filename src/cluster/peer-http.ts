@@ -6,6 +6,8 @@
 import http from 'node:http'
 import type {Context} from 'koa'
 import {ServiceUnavailable} from '../errors.js'
+import {writeInterimResponse} from '../http/resumable-draft/informational.js'
+import {ForwardedBody, type ForwardSigner} from './forwarded-body.js'
 
 /** Keep-alive connections to peers, shared by every forwarded request. */
 export const peerAgent = new http.Agent({keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000})
@@ -24,26 +26,39 @@ function forwardableRawHeaders(raw: string[], keepTrailerHeader = false): string
 
 /**
  * Forwards the koa request to `base` (same method, path and query) and streams the answer
- * back. A peer that cannot be reached before it answers gives the client a 503 to retry.
+ * back. A peer that cannot be reached before it answers gives the client a 503 to retry. A
+ * request body goes chunked and sealed (ForwardedBody): its sha-256, taken while it streams,
+ * is sent in a signed trailer, also when the client goes away mid-body.
  */
-export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<string, string>, unavailableMessage: string): Promise<void> {
+export function forwardRequest(ctx: Context, base: string, signer: ForwardSigner, unavailableMessage: string): Promise<void> {
   const target = new URL(ctx.originalUrl, base)
+  const body = ForwardedBody.of(ctx.req, signer)
   // Raw header pairs keep the client's names and repeats; Node adds no Host to those.
   const headers: Array<[string, string]> = [['Host', target.host]]
   const raw = forwardableRawHeaders(ctx.req.rawHeaders, true)
-  for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!])
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!body?.drops(raw[i]!)) headers.push([raw[i]!, raw[i + 1]!])
+  }
   // What a load balancer in front already said about the client stays as it said it.
   if (!ctx.get('x-forwarded-for')) headers.push(['X-Forwarded-For', ctx.ip])
   if (!ctx.get('x-forwarded-host')) headers.push(['X-Forwarded-Host', ctx.host])
   if (!ctx.get('x-forwarded-proto')) headers.push(['X-Forwarded-Proto', ctx.protocol])
-  for (const [name, value] of Object.entries(extraHeaders)) headers.push([name, value])
+  if (body) headers.push(...body.headers())
+  for (const [name, value] of Object.entries(signer.sign(headerMap(headers)))) headers.push([name, value])
 
   ctx.respond = false
   return new Promise<void>((resolve) => {
     const upstream = http.request(target, {method: ctx.req.method, headers: headers.flat(), agent: peerAgent})
     let answered = false
+    // The owner's interim answers (104 Upload Resumption Supported: the offset reached while a
+    // long append streams) reach the client as the owner sent them.
+    upstream.on('information', (info) => {
+      if (info.statusCode === 104) writeInterimResponse(ctx.req, ctx.res, 104, info.statusMessage || 'Upload Resumption Supported', interimFields(info.rawHeaders))
+    })
     upstream.on('response', (res) => {
       answered = true
+      // Nobody to tell: the owner's answer to a body sealed as cut is read and dropped.
+      if (clientLeft) return void res.resume()
       ctx.res.writeHead(res.statusCode ?? 502, res.statusMessage, forwardableRawHeaders(res.rawHeaders))
       res.pipe(ctx.res)
       res.on('end', () => {
@@ -72,7 +87,7 @@ export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<
         ctx.req.resume()
         return
       }
-      if (!ctx.res.headersSent) {
+      if (!ctx.res.headersSent && !ctx.res.destroyed) {
         const error = new ServiceUnavailable(unavailableMessage, {'Retry-After': '10'})
         ctx.res.writeHead(error.status, {'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '10', 'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store'})
         ctx.res.end(error.body)
@@ -81,23 +96,52 @@ export function forwardRequest(ctx: Context, base: string, extraHeaders: Record<
       }
       resolve()
     })
-    // The client went away mid-request: cancel upstream, the owner keeps what it received.
-    ctx.req.on('close', () => {
-      if (!ctx.req.complete) upstream.destroy()
-    })
-    // ... or mid-answer (a download cut short): the owner's stream, and its file, are let go.
-    ctx.res.on('close', () => {
-      if (ctx.res.writableFinished) return
-      upstream.destroy()
+    // The client went away mid-body: a sealed body tells the owner where it ended, so the owner
+    // keeps what arrived; anything else (or a client gone mid-answer, a download cut short) lets
+    // the owner's request, and its file, go.
+    let clientLeft = false
+    const clientGone = () => {
+      if (clientLeft) return
+      clientLeft = true
+      if (body && !ctx.req.complete && !upstream.destroyed && !upstream.writableEnded) {
+        ctx.req.unpipe(upstream)
+        upstream.addTrailers(body.trailers({}, 'cut'))
+        upstream.end()
+      } else {
+        upstream.destroy()
+      }
       resolve()
+    }
+    ctx.req.on('close', () => {
+      if (!ctx.req.complete) clientGone()
     })
+    ctx.res.on('close', () => {
+      if (!ctx.res.writableFinished) clientGone()
+    })
+    body?.observe()
     ctx.req.pipe(upstream, {end: false})
     ctx.req.on('end', () => {
       if (upstream.destroyed || upstream.writableEnded) return
-      if (Object.keys(ctx.req.trailers).length > 0) upstream.addTrailers(ctx.req.trailers)
+      const trailers = body ? body.trailers(ctx.req.trailers, 'complete') : ctx.req.trailers
+      if (Object.keys(trailers).length > 0) upstream.addTrailers(trailers)
       upstream.end()
     })
   })
+}
+
+function headerMap(pairs: Array<[string, string]>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of pairs) {
+    const key = name.toLowerCase()
+    out[key] = out[key] === undefined ? value : `${out[key]}, ${value}`
+  }
+  return out
+}
+
+function interimFields(raw: string[]): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (let i = 0; i < raw.length; i += 2) fields[raw[i]!] = raw[i + 1]!
+  return fields
 }
 
 /** A signed request to a peer, for internal endpoints. */

@@ -182,7 +182,7 @@ async function discardFailedCreation(id: string, deps: Pick<TusEndpointDeps, 'up
 }
 
 /** Changes a request header before @tus/server reads it (it reads `rawHeaders`). */
-function replaceHeader(req: IncomingMessage, name: string, value: string | undefined): void {
+export function replaceHeader(req: IncomingMessage, name: string, value: string | undefined): void {
   const raw: string[] = []
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (req.rawHeaders[i]!.toLowerCase() !== name) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)

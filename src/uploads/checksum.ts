@@ -45,6 +45,7 @@ export function parseUploadChecksum(value: string): Checksum {
  */
 export class RequestDigest implements ChunkObserver {
   private readonly hashes: Map<ChecksumAlgorithm, Hash>
+  private readonly results = new Map<ChecksumAlgorithm, Buffer>()
 
   constructor(algorithms: readonly ChecksumAlgorithm[] = Object.keys(CHECKSUM_ALGORITHMS) as ChecksumAlgorithm[]) {
     this.hashes = new Map(algorithms.map((a) => [a, createHash(a)]))
@@ -54,11 +55,18 @@ export class RequestDigest implements ChunkObserver {
     for (const hash of this.hashes.values()) hash.update(chunk)
   }
 
-  /** Finishes the digest; call once. */
+  /** The digest with `algorithm`, finished on the first call; undefined when it was not taken. */
+  digest(algorithm: ChecksumAlgorithm): Buffer | undefined {
+    let result = this.results.get(algorithm)
+    if (!result) {
+      result = this.hashes.get(algorithm)?.digest()
+      if (result) this.results.set(algorithm, result)
+    }
+    return result
+  }
+
   matches(expected: Checksum): boolean {
-    const hash = this.hashes.get(expected.algorithm)
-    if (!hash) return false
-    const actual = hash.digest()
-    return actual.length === expected.digest.length && timingSafeEqual(actual, expected.digest)
+    const actual = this.digest(expected.algorithm)
+    return actual !== undefined && actual.length === expected.digest.length && timingSafeEqual(actual, expected.digest)
   }
 }

@@ -13,8 +13,8 @@ import ms from 'ms'
 import {ERRORS, type Upload} from '@tus/utils'
 import type {UploadRecord} from '../db/entities/upload.js'
 import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, type AppError} from '../errors.js'
-import {currentRequest, type RequestContext} from '../request-context.js'
-import {parseUploadChecksum, RequestDigest} from './checksum.js'
+import {currentRequest, type ForwardedBodyCheck, type RequestContext} from '../request-context.js'
+import {parseUploadChecksum, RequestDigest, type ChecksumAlgorithm} from './checksum.js'
 import {FinalSizeLimit, type PartialGuard} from './final-size-limit.js'
 import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
 import {checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
@@ -162,8 +162,8 @@ export class UploadStore extends FileStore {
     const file = this.filePath(id)
     const hasher = await this.hashers.at(id, file, offset)
 
-    const checksum = currentRequest()?.checksum
-    const digest = checksum ? new RequestDigest(checksum.expected ? [checksum.expected.algorithm] : undefined) : undefined
+    const {checksum, forwardedBody} = currentRequest() ?? {}
+    const digest = checksum || forwardedBody ? new RequestDigest(digestAlgorithms(checksum, forwardedBody)) : undefined
     const before = digest ? hasher.copy() : undefined
     if (digest) await this.uploads.setUnverifiedFrom(id, offset)
 
@@ -182,15 +182,18 @@ export class UploadStore extends FileStore {
     }
     await checkpoints.stop()
 
-    if (digest && checksum) {
-      const rejection = failure === undefined ? checkDigest(digest, checksum) : undefined
-      if (failure !== undefined || rejection) {
-        // The protocol: a request whose checksum does not hold leaves the upload as it was.
+    let cut = false
+    if (digest) {
+      const verdict = failure === undefined ? verifyBody(digest, checksum, forwardedBody) : undefined
+      if (failure !== undefined || verdict?.error) {
+        // The protocol: a request whose checksum does not hold leaves the upload as it was; so
+        // does a forwarded body that was not sealed whole or was altered on the way.
         await truncate(file, offset)
         await this.uploads.setUnverifiedFrom(id, null)
         this.hashers.keep(id, before!)
-        throw rejection ?? mapWriteFailure(failure)
+        throw verdict?.error ?? mapWriteFailure(failure)
       }
+      cut = verdict?.cut ?? false
     }
 
     // Whatever reached the disk counts, even when the request was cut: record it.
@@ -203,6 +206,7 @@ export class UploadStore extends FileStore {
     if (context) context.uploadExpiresAt = expiresAt
 
     if (failure !== undefined) throw mapWriteFailure(failure)
+    if (cut) throw new BadRequest('the client went away mid-request (said the node that forwarded it); what arrived is kept, resume from Upload-Offset')
     return sink.position
   }
 
@@ -301,6 +305,20 @@ async function streamInto(source: Readable, stages: [Writable, ...Writable[]]): 
 
 const goneWhileReceiving = (id: string) =>
   new Gone(`upload ${id} expired or was terminated while this request was sending it; its bytes were not kept`)
+
+/** Every algorithm a trailer may name, or the ones the header and a forwarded seal need. */
+function digestAlgorithms(checksum: RequestContext['checksum'], forwarded: ForwardedBodyCheck | undefined): ChecksumAlgorithm[] | undefined {
+  if (checksum && !checksum.expected) return undefined
+  return [...new Set<ChecksumAlgorithm>([...(checksum?.expected ? [checksum.expected.algorithm] : []), ...(forwarded ? (['sha256'] as const) : [])])]
+}
+
+/** The forwarded seal first (bytes altered between nodes are that, whatever the client's checksum says), then Upload-Checksum. */
+function verifyBody(digest: RequestDigest, checksum: RequestContext['checksum'], forwarded: ForwardedBodyCheck | undefined): {error?: AppError; cut?: boolean} {
+  const sealed = forwarded?.verdict(digest.digest('sha256')!)
+  if (sealed && 'error' in sealed) return {error: sealed.error}
+  const rejection = checksum ? checkDigest(digest, checksum) : undefined
+  return rejection ? {error: rejection} : {cut: sealed?.cut ?? false}
+}
 
 function checkDigest(digest: RequestDigest, checksum: NonNullable<RequestContext['checksum']>): AppError | undefined {
   let expected = checksum.expected

@@ -8,6 +8,7 @@ import {once} from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
 import {PATCH_HEADERS} from '../support/http.js'
+import {relayConnection} from '../support/tcp-relay.js'
 
 export interface Random {
   seed: number
@@ -60,21 +61,7 @@ export interface CuttableProxy {
 export async function startCuttableProxy(targetHost: string, targetPort: number): Promise<CuttableProxy> {
   const sockets = new Set<net.Socket>()
   let port = 0
-  const makeServer = () =>
-    net.createServer((client) => {
-      const upstream = net.connect(targetPort, targetHost)
-      sockets.add(client).add(upstream)
-      client.pipe(upstream)
-      upstream.pipe(client)
-      for (const s of [client, upstream]) {
-        s.on('error', () => {})
-        s.on('close', () => {
-          sockets.delete(s)
-          client.destroy()
-          upstream.destroy()
-        })
-      }
-    })
+  const makeServer = () => net.createServer((client) => void relayConnection(client, {host: targetHost, port: targetPort}, sockets))
   let server = makeServer()
   const listen = async () => {
     server.listen(port, '127.0.0.1')

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
-import {signRequest} from '../../src/cluster/cluster-signature.js'
+import {createHash, randomBytes} from 'node:crypto'
+import http from 'node:http'
+import {sealBody, signRequest} from '../../src/cluster/cluster-signature.js'
 import {createUpload, PATCH_HEADERS, request, TUS} from '../support/http.js'
 import {startTestNode, type TestNode} from '../support/node.js'
 
@@ -69,6 +71,45 @@ describe('signed requests between nodes cannot be replayed or redirected', () =>
     assert.equal((await request('PATCH', viaB, {headers: {...PATCH_HEADERS, 'Upload-Offset': '3'}, body: 'def'})).status, 204)
     const head = await request('HEAD', viaB, {headers: TUS})
     assert.equal(head.headers['upload-offset'], '6')
+  })
+
+  it('takes a forwarded body only with its seal: a missing, forged or other request\'s seal keeps nothing', async () => {
+    const url = await createUpload(a.url, 5)
+    const path = new URL(url).pathname
+    const body = Buffer.from('hello')
+    const sha256 = createHash('sha256').update(body).digest()
+    const send = (trailer: (nonce: string) => Record<string, string>) => {
+      const nonce = randomBytes(16).toString('hex')
+      const headers = {...PATCH_HEADERS, 'Upload-Offset': '0', 'Transfer-Encoding': 'chunked', 'X-Cluster-Content-Length': '5'}
+      const lowered = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+      const signature = signRequest(SECRET, 'peer-x', target(a), {method: 'PATCH', path, headers: lowered}, Date.now(), nonce)
+      return new Promise<{status: number; body: string}>((resolve, reject) => {
+        const req = http.request(`${a.url}${path}`, {method: 'PATCH', headers: {...headers, 'x-cluster-signature': signature}}, (res) => {
+          let text = ''
+          res.on('data', (d: Buffer) => (text += d.toString()))
+          res.on('end', () => resolve({status: res.statusCode!, body: text}))
+        })
+        req.on('error', reject)
+        req.write(body)
+        const trailers = trailer(nonce)
+        if (Object.keys(trailers).length > 0) req.addTrailers(trailers)
+        req.end()
+      })
+    }
+    const offset = async () => (await request('HEAD', url, {headers: TUS})).headers['upload-offset']
+    for (const [name, trailer] of [
+      ['no seal', () => ({})],
+      ['a forged seal', () => ({'X-Cluster-Content-Digest': sealBody('another-secret-entirely-0123456789', 'cd'.repeat(16), {sha256, end: 'complete'})})],
+      ["another request's seal", () => ({'X-Cluster-Content-Digest': sealBody(SECRET, 'cd'.repeat(16), {sha256, end: 'complete'})})],
+    ] as const) {
+      const res = await send(trailer)
+      assert.equal(res.status, 400, `${name}: ${res.body}`)
+      assert.match(res.body, /without a valid seal/, name)
+      assert.equal(await offset(), '0', `${name}: nothing kept`)
+    }
+    const sealed = await send((nonce) => ({'X-Cluster-Content-Digest': sealBody(SECRET, nonce, {sha256, end: 'complete'})}))
+    assert.equal(sealed.status, 204, sealed.body)
+    assert.equal(await offset(), '5')
   })
 
   it('refuses, after a restart, a signature made for the life before', async () => {

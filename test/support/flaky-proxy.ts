@@ -3,7 +3,7 @@
  * request bytes: a bad mobile network, reproducible.
  */
 import net from 'node:net'
-import {once} from 'node:events'
+import {listenOnLoopback, relayConnection} from './tcp-relay.js'
 
 export interface FlakyProxy {
   url: string
@@ -34,12 +34,10 @@ export async function startFlakyProxy(target: string, cutAfterBytes: number): Pr
     close: async () => {},
   }
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname)
-    sockets.add(client).add(upstream)
     const counter = {forwarded: 0}
     counters.add(counter)
     client.on('close', () => counters.delete(counter))
-    client.on('data', (chunk: Buffer) => {
+    relayConnection(client, {host: hostname, port: Number(port)}, sockets, (chunk, upstream) => {
       counter.forwarded += chunk.length
       if (counter.forwarded > proxy.cutAfterBytes) {
         proxy.cuts++
@@ -53,22 +51,7 @@ export async function startFlakyProxy(target: string, cutAfterBytes: number): Pr
       proxy.bytes += chunk.length
       upstream.write(chunk)
     })
-    upstream.on('data', (chunk: Buffer) => client.write(chunk))
-    for (const s of [client, upstream]) {
-      s.on('error', () => {})
-      s.on('close', () => {
-        sockets.delete(s)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  proxy.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
-  proxy.close = async () => {
-    for (const s of sockets) s.destroy()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-  }
+  Object.assign(proxy, await listenOnLoopback(server, sockets))
   return proxy
 }
