@@ -1,8 +1,8 @@
 /**
- * Errors as data: each carries its HTTP status and a message written for a person. One koa
- * middleware (http/error-handler.ts) turns them into responses. They also expose the
- * `status_code`/`body` pair @tus/server understands, so a store or hook can throw them inside
- * the tus handlers and the client gets the same answer.
+ * Errors as data: each carries its HTTP status, a message written for a person and the headers
+ * its answer needs. One function (http/error-answer.ts) turns them, and every other error, into
+ * answers. They also carry the `status_code` that @tus/utils' errors have, so the upload store
+ * passes them on to @tus/server as it does those.
  */
 export class AppError extends Error {
   override name = 'AppError'
@@ -16,9 +16,6 @@ export class AppError extends Error {
   }
   get status_code(): number {
     return this.status
-  }
-  get body(): string {
-    return `${this.message}\n`
   }
 }
 

@@ -25,7 +25,7 @@ export function ownerForwarding(cluster: Cluster, uploads: UploadRepository): Mi
     if (!row || row.nodeId === cluster.self.id || row.owner !== ctx.state.context.subject) return next()
     const owner = await cluster.registry.find(row.nodeId)
     const unavailable = `the node holding upload ${id} (${row.nodeId}) is unavailable; retry shortly, nothing already received is lost`
-    if (!owner?.live) throw new ServiceUnavailable(unavailable, {'Retry-After': '10', 'Tus-Resumable': '1.0.0'})
+    if (!owner?.live) throw new ServiceUnavailable(unavailable, {'Retry-After': '10'})
     ctx.state.context.log.debug({owner: owner.id}, 'forwarding to the upload owner')
     await forwardRequest(ctx, owner.url, cluster.forwardSigner(ctx.method, ctx.originalUrl, owner), unavailable)
   }

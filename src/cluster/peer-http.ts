@@ -8,6 +8,8 @@ import type {Context} from 'koa'
 import {ServiceUnavailable} from '../errors.js'
 import {writeInterimResponse} from '../http/resumable-draft/informational.js'
 import {ForwardedBody, type ForwardSigner} from './forwarded-body.js'
+import {answerError} from '../http/error-answer.js'
+import {requestProtocol} from '../http/request-protocol.js'
 
 /** Keep-alive connections to peers, shared by every forwarded request. */
 export const peerAgent = new http.Agent({keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000})
@@ -88,9 +90,10 @@ export function forwardRequest(ctx: Context, base: string, signer: ForwardSigner
         return
       }
       if (!ctx.res.headersSent && !ctx.res.destroyed) {
-        const error = new ServiceUnavailable(unavailableMessage, {'Retry-After': '10'})
-        ctx.res.writeHead(error.status, {'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '10', 'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store'})
-        ctx.res.end(error.body)
+        // koa is out of the way (respond = false): the answer is written here, as any error's is.
+        const answer = answerError(new ServiceUnavailable(unavailableMessage, {'Retry-After': '10'}), requestProtocol(ctx))
+        ctx.res.writeHead(answer.status, answer.headers)
+        ctx.res.end(answer.body)
       } else {
         ctx.res.destroy()
       }

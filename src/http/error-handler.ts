@@ -1,63 +1,29 @@
 /**
- * The one place where errors become HTTP answers for our own routes (the tus endpoint maps its
- * errors through @tus/server's onResponseError, with the same rules: see errorToResponse).
+ * The koa middleware that answers every error thrown below it, for every route: the request's
+ * protocol (request-protocol.ts) picks the body's format, error-answer.ts the status, headers and
+ * body. (@tus/server catches its own handlers' errors: its error hook in tus.ts answers them
+ * through the same function.)
  */
 import type {Middleware} from 'koa'
-import {AppError, ServiceUnavailable, storageError} from '../errors.js'
+import {answerError} from './error-answer.js'
 import type {AppState} from './request-context.js'
-
-export interface ErrorAnswer {
-  status: number
-  message: string
-  headers: Record<string, string>
-}
-
-/**
- * Database connection failures are the node's trouble, not the client's: 503, retry later. So
- * is a request that waited too long for a connection of the pool (pg-pool: "timeout exceeded
- * when trying to connect"): the node is overloaded, and the client should come back.
- */
-function isDatabaseUnavailable(error: unknown): boolean {
-  const e = error as {code?: string; message?: string} | undefined
-  const code = e?.code ?? ''
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '')
-  )
-}
-
-export function errorToAnswer(error: unknown): ErrorAnswer | undefined {
-  if (error instanceof AppError) return {status: error.status, message: error.message, headers: error.headers}
-  // A full or read-only disk can surface raw (ENOSPC from a stream torn down before the store maps it).
-  const storage = storageError(error)
-  if (storage) return {status: storage.status, message: storage.message, headers: storage.headers}
-  if (isDatabaseUnavailable(error)) {
-    const e = new ServiceUnavailable('the upload database is unavailable; try again shortly', {'Retry-After': '5'})
-    return {status: e.status, message: e.message, headers: e.headers}
-  }
-  const status = (error as {status?: number; expose?: boolean} | undefined)?.status
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    return {status, message: (error as Error).message, headers: {}}
-  }
-  return undefined
-}
+import {requestProtocol} from './request-protocol.js'
 
 export function errorHandler(): Middleware<AppState> {
   return async (ctx, next) => {
     try {
       await next()
     } catch (error) {
-      const answer = errorToAnswer(error)
-      if (answer) {
-        if (answer.status >= 500) ctx.state.context.log.warn({err: error}, answer.message)
-        ctx.status = answer.status
-        ctx.set(answer.headers)
-        ctx.body = {error: answer.message}
-      } else {
-        ctx.state.context.log.error({err: error}, 'unexpected error')
-        ctx.status = 500
-        ctx.body = {error: 'internal error', requestId: ctx.state.context.requestId}
-      }
+      const {context} = ctx.state
+      const answer = answerError(error, requestProtocol(ctx), context.requestId)
+      if (answer.log === 'error') context.log.error({err: error}, 'unexpected error')
+      else if (answer.log === 'warn') context.log.warn({err: error}, answer.message)
+      // Part of an answer is out already: all the client can still learn is that it is cut.
+      if (ctx.headerSent || !ctx.writable) return void ctx.req.socket.destroy()
+      ctx.status = answer.status
+      if (answer.statusText) ctx.message = answer.statusText
+      ctx.set(answer.headers)
+      ctx.body = answer.body
     }
   }
 }

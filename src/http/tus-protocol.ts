@@ -10,6 +10,12 @@ import {AppError} from '../errors.js'
 import type {RequestContext} from '../request-context.js'
 import {CHECKSUM_ALGORITHMS, parseUploadChecksum} from '../uploads/checksum.js'
 
+/** Where the tus endpoint (and the IETF draft's, beside it) lives: `/files` and `/files/<id>`. */
+export const TUS_PATH = '/files'
+
+/** Reason phrases tus statuses need beyond Node's own. */
+export const TUS_REASON_PHRASES: Record<number, string> = {460: 'Checksum Mismatch'}
+
 export const TUS_EXTENSIONS = [
   'creation',
   'creation-with-upload',

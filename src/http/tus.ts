@@ -4,7 +4,7 @@
  * completion, Upload-Expires, and error answers that never blame the client for our faults.
  */
 import {Server as TusServer} from '@tus/server'
-import {ERRORS, EVENTS, type Locker} from '@tus/utils'
+import {EVENTS, type Locker} from '@tus/utils'
 import {unlink} from 'node:fs/promises'
 import {STATUS_CODES, type IncomingMessage} from 'node:http'
 import type {Context, Middleware} from 'koa'
@@ -18,15 +18,16 @@ import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
 import {callerOf, type CallerLimits} from '../uploads/caller-limits.js'
-import {errorToAnswer} from './error-handler.js'
+import {answerError} from './error-answer.js'
 import {drainUnreadBody} from './unread-body.js'
 import {serveUploadDownload} from './upload-download.js'
 import type {AppState} from './request-context.js'
-import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS} from './tus-protocol.js'
-
-export const TUS_PATH = '/files'
+import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_PATH, TUS_REASON_PHRASES} from './tus-protocol.js'
 
 export const TUS_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Upload-Checksum', 'X-Request-Id']
+
+/** The headers of the error answer @tus/server gave a request (its hook returns a status and a body only). */
+const answerHeaders = new WeakMap<Request, Record<string, string>>()
 
 export interface TusDeps {
   config: Config
@@ -66,19 +67,14 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
       return {}
     },
 
-    onResponseError(_req, error) {
-      if (error === ERRORS.ERR_LOCK_TIMEOUT) {
-        return {status_code: 423, body: 'another request is writing to this upload; retry after it ends\n'}
-      }
-      const answer = errorToAnswer(error)
-      if (answer) return {status_code: answer.status, body: `${answer.message}\n`}
-      if (typeof error === 'object' && error !== null && 'status_code' in error) {
-        const code = (error as {status_code: number}).status_code
-        if (code >= 500) currentRequest()?.log.error({err: error}, 'upload request failed')
-        return undefined
-      }
-      currentRequest()?.log.error({err: error}, 'upload request failed')
-      return {status_code: 500, body: 'internal error while handling the upload\n'}
+    // Answered as every error is (error-answer.ts); @tus/server's answer carries a status and a
+    // body only, so the headers (Retry-After) are kept for decorate to add.
+    onResponseError(req, error) {
+      const answer = answerError(error, {kind: 'tus'})
+      if (answer.log === 'error') currentRequest()?.log.error({err: error}, 'unexpected error')
+      else if (answer.log === 'warn') currentRequest()?.log.warn({err: error}, answer.message)
+      answerHeaders.set(req, answer.headers)
+      return {status_code: answer.status, body: answer.body}
     },
   })
   // Which upload a creation request made, so a creation whose body fails can take it back (discardFailedCreation).
@@ -110,47 +106,37 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
   return async (ctx, next) => {
     if (ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/` && !ctx.path.startsWith(`${TUS_PATH}/`)) return next()
     const context = ctx.state.context
-    try {
-      const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, context)
-      if (violation) throw new AppError(violation.status, violation.message, violation.headers)
-      // Only /files/ and /files/<id>: @tus/server would take the last segment of any deeper path as an id.
-      const id = UPLOAD_ID.exec(ctx.path)?.[1]
-      if (!id && ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/`) throw new NotFound('no such upload: an upload URL is /files/<id>')
-      if (ctx.method === 'GET') return await serveUploadDownload(ctx, id ?? '', deps)
-      if (ctx.method === 'POST' && !id) await deps.limits?.admitCreation(callerOf(context))
+    const violation = applyMethodOverride(ctx) ?? checkTusRequest(ctx) ?? readChecksum(ctx, context)
+    if (violation) throw new AppError(violation.status, violation.message, violation.headers)
+    // Only /files/ and /files/<id>: @tus/server would take the last segment of any deeper path as an id.
+    const id = UPLOAD_ID.exec(ctx.path)?.[1]
+    if (!id && ctx.path !== TUS_PATH && ctx.path !== `${TUS_PATH}/`) throw new NotFound('no such upload: an upload URL is /files/<id>')
+    if (ctx.method === 'GET') return await serveUploadDownload(ctx, id ?? '', deps)
+    if (ctx.method === 'POST' && !id) await deps.limits?.admitCreation(callerOf(context))
 
-      // TUSKit (iOS) separates metadata pairs with ", "; the protocol's parser wants ",".
-      const metadata = ctx.get('upload-metadata')
-      if (metadata && /,\s|\s,/.test(metadata)) replaceHeader(ctx.req, 'upload-metadata', metadata.split(',').map((pair) => pair.trim()).join(','))
+    // TUSKit (iOS) separates metadata pairs with ", "; the protocol's parser wants ",".
+    const metadata = ctx.get('upload-metadata')
+    if (metadata && /,\s|\s,/.test(metadata)) replaceHeader(ctx.req, 'upload-metadata', metadata.split(',').map((pair) => pair.trim()).join(','))
 
-      const concatHeader = ctx.method === 'POST' ? ctx.get('upload-concat') : ''
-      if (concatHeader) {
-        const parsed = parseUploadConcat(concatHeader, ctx.href)
-        if (parsed.kind === 'final') return await createFinalUpload(ctx, context, parsed.partIds, concat)
-        // A partial upload is an ordinary upload to @tus/server; the catalog records its role.
-        context.uploadConcat = 'partial'
-        removeHeader(ctx.req, 'upload-concat')
+    const concatHeader = ctx.method === 'POST' ? ctx.get('upload-concat') : ''
+    if (concatHeader) {
+      const parsed = parseUploadConcat(concatHeader, ctx.href)
+      if (parsed.kind === 'final') return await createFinalUpload(ctx, context, parsed.partIds, concat)
+      // A partial upload is an ordinary upload to @tus/server; the catalog records its role.
+      context.uploadConcat = 'partial'
+      removeHeader(ctx.req, 'upload-concat')
+    }
+
+    if (id && ctx.method !== 'POST') {
+      const row = await uploadBeforeLock(id, (i) => deps.uploads.findById(i))
+      if (row && row.owner === context.subject) {
+        if (isFinal(row)) return await handleFinalUpload(ctx, row, concat)
+        if (row.uploadConcat) context.uploadConcat = row.uploadConcat
       }
-
-      if (id && ctx.method !== 'POST') {
-        const row = await uploadBeforeLock(id, (i) => deps.uploads.findById(i))
-        if (row && row.owner === context.subject) {
-          if (isFinal(row)) return await handleFinalUpload(ctx, row, concat)
-          if (row.uploadConcat) context.uploadConcat = row.uploadConcat
-        }
-      }
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error
-      ctx.status = error.status
-      if (STATUS_TEXT[error.status]) ctx.message = STATUS_TEXT[error.status]!
-      ctx.set({'Tus-Resumable': '1.0.0', 'Cache-Control': 'no-store', ...error.headers})
-      ctx.type = 'text/plain'
-      ctx.body = `${error.message}\n`
-      return
     }
 
     const request = new NodeRequest({req: ctx.req, res: ctx.res})
-    const response = decorate(ctx.method, await deps.tus.handleWeb(request))
+    const response = decorate(ctx.method, await deps.tus.handleWeb(request), answerHeaders.get(request))
     const bodyCut = !ctx.req.complete && (Number(ctx.get('content-length')) > 0 || ctx.get('transfer-encoding') !== '')
     if (context.createdUploadId && response.status === 408) {
       // The body went silent (UPLOAD_IDLE_TIMEOUT): what arrived is kept, and the answer says
@@ -199,7 +185,7 @@ const removeHeader = (req: IncomingMessage, name: string) => replaceHeader(req, 
 const STATE_ANSWER: Record<string, number> = {HEAD: 200, PATCH: 204, POST: 201}
 
 /** What @tus/server leaves out of its answers: some headers, and the status line's reason. */
-function decorate(method: string, response: Response): Response {
+function decorate(method: string, response: Response, errorHeaders: Record<string, string> | undefined): Response {
   const {headers} = response
   let {status} = response
   // Discovery answers 200 with an empty body: strict clients and checkers expect it (the text allows 204 too).
@@ -208,11 +194,8 @@ function decorate(method: string, response: Response): Response {
     headers.set('Content-Length', '0')
   }
   if (status === 412 && !headers.has('Tus-Version')) headers.set('Tus-Version', '1.0.0')
-  // @tus/server's error hook carries a status and a body, not headers: a 503 (our database or
-  // storage is unavailable) still tells the client when to come back.
-  if (status === 503 && !headers.has('Retry-After')) headers.set('Retry-After', '5')
-  // A creation past its caller's in-flight quota (the only 429 raised under @tus/server).
-  if (status === 429 && !headers.has('Retry-After')) headers.set('Retry-After', '60')
+  // The error hook's headers (a 503's or a 429's Retry-After), which @tus/server cannot carry.
+  for (const [name, value] of Object.entries(errorHeaders ?? {})) if (!headers.has(name)) headers.set(name, value)
   if (headers.has('Tus-Extension')) headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS)
   const context = currentRequest()
   if (context?.uploadConcat && (status === 200 || status === 201)) headers.set('Upload-Concat', context.uploadConcat)
@@ -222,7 +205,5 @@ function decorate(method: string, response: Response): Response {
   if (method === 'PATCH' && status === 409 && context?.uploadOffset !== undefined) headers.set('Upload-Offset', String(context.uploadOffset))
   if (status >= 400) headers.set('Content-Type', 'text/plain; charset=utf-8')
   else if (!response.body || status === 201) headers.delete('Content-Type')
-  return new Response(status === 201 ? null : response.body, {status, statusText: STATUS_TEXT[status] ?? STATUS_CODES[status] ?? '', headers})
+  return new Response(status === 201 ? null : response.body, {status, statusText: TUS_REASON_PHRASES[status] ?? STATUS_CODES[status] ?? '', headers})
 }
-
-const STATUS_TEXT: Record<number, string> = {460: 'Checksum Mismatch'}

@@ -11,7 +11,7 @@ import type {UploadCompletion} from '../../uploads/completion.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import type {UploadStore} from '../../uploads/upload-store.js'
 import type {CallerLimits} from '../../uploads/caller-limits.js'
-import {TUS_PATH} from '../tus.js'
+import {TUS_PATH} from '../tus-protocol.js'
 import {completenessHeader, formatUploadLimit, rulesOf, type InteropVersion, type VersionRules} from './interop.js'
 
 export interface ResumableDraftDeps {
