@@ -152,13 +152,13 @@ describe('transcodeMedia', () => {
     near(Number((await ffprobe(path.join(outDir, 'hls', '360p', 'index.m3u8'))).format.duration), 3, 'HLS')
   })
 
-  it('turns audio-only input into an AAC M4A and an audio HLS rendition', async () => {
+  it('gives audio-only input a generated still as its picture: one 360p rendition and an MP4 as long as the sound', async () => {
     const {outDir, published} = await transcode(f.audioOnly, 'audio')
-    assert.deepEqual(published.map((r) => r.name), ['audio', 'download'])
-    const m4a = await ffprobe(path.join(outDir, 'audio.m4a'))
-    assert.deepEqual(m4a.streams.map((s) => `${s.codec_type}:${s.codec_name}`), ['audio:aac'])
-    near(Number(m4a.format.duration), 3, 'M4A')
-    assert.match(await readFile(path.join(outDir, 'hls', 'master.m3u8'), 'utf8'), /CODECS="mp4a\.40\.2"\naudio\/index\.m3u8/)
+    assert.deepEqual(published.map((r) => r.name), ['download', '360p'])
+    const mp4 = await ffprobe(path.join(outDir, 'video.mp4'))
+    assert.deepEqual(mp4.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.width ?? ''}x${s.height ?? ''}`).sort(), ['audio:aac:x', 'video:h264:640x360'])
+    near(Number(mp4.format.duration), 3, 'MP4')
+    assert.match(await readFile(path.join(outDir, 'hls', 'master.m3u8'), 'utf8'), /RESOLUTION=640x360,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"\n360p\/index\.m3u8/)
   })
 
   it('kills the whole ffmpeg process tree past the timeout, leaves nothing half-written visible and says so', async () => {

@@ -205,31 +205,47 @@ describe('interlaced video (issue 17, point 6)', () => {
   })
 })
 
+/**
+ * What a viewer gets of sound: one video variant of `width`x`height` whose segments, like the
+ * MP4's picture, last as long as the sound (3 s), the sound kept, and a poster of that size.
+ */
+async function assertSoundWithPicture(input: CorpusInput, width: number, height: number): Promise<{poster: string}> {
+  const {probe, plan, outDir} = await transcode(input)
+  assert.equal(probe.video, null, 'no video stream of its own')
+  assert.equal(plan.renditions.length, 1)
+  const name = plan.renditions[0]!.name
+  const master = await readFile(path.join(outDir, 'hls/master.m3u8'), 'utf8')
+  assert.match(master, new RegExp(`RESOLUTION=${width}x${height},CODECS="avc1\\.[0-9a-f]{6},mp4a\\.40\\.2"\n${name}/index\\.m3u8`), master)
+  const {segments, target} = await playlist(path.join(outDir, `hls/${name}/index.m3u8`))
+  near(segments.reduce((a, b) => a + b, 0), 3, `${input}: EXTINF sum`)
+  assert.ok(target >= 2, `${input}: TARGETDURATION ${target}`)
+  for (const file of ['video.mp4', `hls/${name}/seg_0000.ts`]) {
+    const streams = (await ffprobe(path.join(outDir, file))).streams
+    assert.deepEqual(streams.map((s) => s.codec_type).sort(), ['audio', 'video'], `${input}: ${file} has sound and picture`)
+  }
+  const picture = await videoStream(path.join(outDir, 'video.mp4'))
+  assert.deepEqual([picture.width, picture.height], [width, height])
+  near(Number(picture.duration), 3, `${input}: picture in the MP4`)
+
+  const posterDir = path.join(out, `poster-${input}`)
+  const poster = path.join(posterDir, await takeStillPoster({tools, source: await corpus.get(input), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000}))
+  return {poster}
+}
+
 describe('sound with or without cover art (issue 17, point 8)', () => {
-  it('cover art becomes the picture of the rendition, held over the whole sound, and the poster', async () => {
-    const {probe, plan, outDir} = await transcode('audioWithCover')
-    assert.equal(probe.video, null)
-    assert.equal(plan.kind, 'video')
-    const master = await readFile(path.join(outDir, 'hls/master.m3u8'), 'utf8')
-    assert.match(master, /RESOLUTION=300x300,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"\n300p\/index\.m3u8/)
-    const {segments} = await playlist(path.join(outDir, 'hls/300p/index.m3u8'))
-    near(segments.reduce((a, b) => a + b, 0), 3, 'EXTINF sum')
-    const mp4 = await ffprobe(path.join(outDir, 'video.mp4'))
-    assert.deepEqual(mp4.streams.map((s) => s.codec_type).sort(), ['audio', 'video'])
-    near(Number((await videoStream(path.join(outDir, 'video.mp4'))).duration), 3, 'picture in the MP4')
+  for (const [input, width, height] of [['audioWithCover', 300, 300], ['mp3WithCover', 240, 240], ['flacWithCover', 400, 300]] as const) {
+    it(`${input}: the cover art becomes the picture of the rendition and the MP4, held over the whole sound, and the poster`, async () => {
+      const {poster} = await assertSoundWithPicture(input, width, height)
+      assert.deepEqual(await size(poster), [width, height])
+      assert.ok((await meanLuma(poster)) > 40, 'the cover, not a blank')
+    })
+  }
 
-    const posterDir = path.join(out, 'cover-poster')
-    const poster = await takeStillPoster({tools, source: await corpus.get('audioWithCover'), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000})
-    assert.deepEqual(await size(path.join(posterDir, poster)), [300, 300])
-    assert.ok((await meanLuma(path.join(posterDir, poster))) > 40, 'the cover, not a blank')
-  })
-
-  it('sound without cover art gets a plain generated poster', async () => {
+  it('sound without cover art gets a plain generated still as its picture (360p, over the whole sound) and its poster', async () => {
     const probe = await probeMedia(tools, await corpus.get('audioOnly'))
     assert.equal(probe.cover, null)
-    const posterDir = path.join(out, 'plain-poster')
-    const poster = await takeStillPoster({tools, source: await corpus.get('audioOnly'), cover: probe.cover, outDir: posterDir, timeoutMs: 30_000})
-    assert.deepEqual(await size(path.join(posterDir, poster)), [640, 360])
+    const {poster} = await assertSoundWithPicture('audioOnly', 640, 360)
+    assert.deepEqual(await size(poster), [640, 360])
   })
 })
 

@@ -17,7 +17,7 @@ function video(width: number, height: number, rotation = 0): Pick<MediaProbe, 'v
   return {video: v, audio: {codec: 'aac', channels: 2, sampleRate: 48000, bitrate: null}}
 }
 
-const sizes = (plan: ReturnType<typeof planRenditions>) => (plan.kind === 'video' ? plan.renditions.map((r) => `${r.name}:${r.width}x${r.height}`) : [])
+const sizes = (plan: ReturnType<typeof planRenditions>) => plan.renditions.map((r) => `${r.name}:${r.width}x${r.height}`)
 
 describe('rendition ladder', () => {
   it('gives a 1080p source the default 1080p/720p/480p/360p ladder, highest first', () => {
@@ -52,8 +52,16 @@ describe('rendition ladder', () => {
     assert.deepEqual(sizes(planRenditions(video(320, 240), ladder)), ['240p:320x240'])
   })
 
-  it('plans audio only for an input without video', () => {
-    assert.deepEqual(planRenditions({video: null, audio: {codec: 'aac', channels: 2, sampleRate: 44100, bitrate: null}}, ladder), {kind: 'audio', audioBitrate: '128k'})
+  it('gives sound without cover art one rendition of a generated still, the sound at the top rung\'s rate', () => {
+    const plan = planRenditions({video: null, audio: {codec: 'aac', channels: 2, sampleRate: 44100, bitrate: null}, cover: null}, ladder)
+    assert.deepEqual(sizes(plan), ['360p:640x360'])
+    assert.deepEqual([plan.still, plan.withAudio, plan.renditions[0]!.audioBitrate], [{generated: true}, true, '128k'])
+  })
+
+  it('gives sound with cover art one rendition of the cover, never upscaled', () => {
+    const plan = planRenditions({video: null, audio: {codec: 'mp3', channels: 2, sampleRate: 44100, bitrate: null}, cover: {index: 1, width: 500, height: 500}}, ladder)
+    assert.deepEqual(sizes(plan), ['360p:360x360'])
+    assert.deepEqual(plan.still, {streamIndex: 1})
   })
 
   it('uses the configured ladder, whatever its order', () => {

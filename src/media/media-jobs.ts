@@ -123,7 +123,7 @@ export class MediaJobs {
     // only: a snapshot job may be writing beside it).
     await Promise.all([
       repository.markProcessing(uploadId),
-      removeAbandonedTemps(outDir, (name) => name === MP4_NAME.video || name === MP4_NAME.audio),
+      removeAbandonedTemps(outDir, (name) => name === MP4_NAME),
       removeAbandonedTemps(path.join(outDir, 'hls'), () => true),
     ])
     const plan = planRenditions(loaded.probe, config.renditions)
@@ -159,7 +159,7 @@ export class MediaJobs {
     } finally {
       await progress.settled()
     }
-    return {done: true, note: plan.kind === 'audio' ? 'audio only' : `${plan.renditions.length} renditions`}
+    return {done: true, note: plan.still ? `sound over ${'generated' in plan.still ? 'a generated still' : 'its cover art'}` : `${plan.renditions.length} renditions`}
   }
 
   /** The last attempt failed: the upload will not become playable; say so on it. */

@@ -18,16 +18,19 @@ export interface Rendition {
   audioBitrate: string
 }
 
-export type TranscodePlan =
-  | {
-      kind: 'video'
-      /** Highest first. */
-      renditions: Rendition[]
-      withAudio: boolean
-      /** Sound with cover art: the picture is that one image (stream index), held over the sound. */
-      still?: {streamIndex: number}
-    }
-  | {kind: 'audio'; audioBitrate: string}
+export interface TranscodePlan {
+  /** Highest first. */
+  renditions: Rendition[]
+  withAudio: boolean
+  /**
+   * Sound without a video stream: the picture is one image held over the sound, its cover art
+   * (stream index) or, without one, a plain generated still.
+   */
+  still?: {streamIndex: number} | {generated: true}
+}
+
+/** The picture of sound without cover art (a neutral background, no text), also its poster. */
+export const GENERATED_STILL = {color: '0x1f2937', width: 640, height: 360}
 
 /** Rounds down to an even number of at least 2: never above the source, always encodable. */
 export function even(size: number): number {
@@ -42,14 +45,14 @@ export function nearestEven(size: number): number {
 export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio' | 'cover'>, ladder: readonly RenditionConfig[]): TranscodePlan {
   const rungs = [...ladder].sort((a, b) => b.height - a.height)
   const lowest = rungs[rungs.length - 1]!
-  if (!probe.video && probe.cover) {
-    // One rendition of the cover is enough (a still picture), with the sound at the top rung's rate.
-    const cover: VideoStreamInfo = {codec: 'cover', width: probe.cover.width, height: probe.cover.height, rotation: 0, displayWidth: probe.cover.width, displayHeight: probe.cover.height, frameRate: null, bitrate: null}
-    const plan = planRenditions({video: cover, audio: probe.audio}, ladder) as Extract<TranscodePlan, {kind: 'video'}>
-    const lowest = plan.renditions[plan.renditions.length - 1]!
-    return {kind: 'video', renditions: [{...lowest, audioBitrate: rungs[0]!.audioBitrate}], withAudio: probe.audio !== null, still: {streamIndex: probe.cover.index}}
+  if (!probe.video) {
+    // One rendition of the still is enough (a still picture), with the sound at the top rung's rate.
+    const picture = probe.cover ?? GENERATED_STILL
+    const still: VideoStreamInfo = {codec: 'still', width: picture.width, height: picture.height, rotation: 0, displayWidth: picture.width, displayHeight: picture.height, frameRate: null, bitrate: null}
+    const {renditions} = planRenditions({video: still, audio: probe.audio}, ladder)
+    const smallest = renditions[renditions.length - 1]!
+    return {renditions: [{...smallest, audioBitrate: rungs[0]!.audioBitrate}], withAudio: probe.audio !== null, still: probe.cover ? {streamIndex: probe.cover.index} : {generated: true}}
   }
-  if (!probe.video) return {kind: 'audio', audioBitrate: rungs[0]!.audioBitrate}
 
   const {displayWidth: w, displayHeight: h} = probe.video
   const shortSide = Math.min(w, h)
@@ -70,7 +73,7 @@ export function planRenditions(probe: Pick<MediaProbe, 'video' | 'audio' | 'cove
   const fitting = rungs.filter((rung) => rung.height <= shortSide).map((rung) => sized(rung, rung.height))
   // A source smaller than every rung still plays: one rendition at its own (even) size.
   const renditions = fitting.length > 0 ? fitting : [sized({...lowest, name: `${even(shortSide)}p`}, shortSide)]
-  return {kind: 'video', renditions, withAudio: probe.audio !== null}
+  return {renditions, withAudio: probe.audio !== null}
 }
 
 /**

@@ -12,7 +12,7 @@ import {runFfmpeg, type FfmpegRunResult} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
 import {pictureFilters, pictureSeconds} from './picture.js'
 import type {MediaProbe, VideoStreamInfo} from './probe.js'
-import {even, storyboardInterval, thumbnailTimes} from './rendition-ladder.js'
+import {even, GENERATED_STILL, storyboardInterval, thumbnailTimes} from './rendition-ladder.js'
 
 export interface SnapshotOptions {
   tools: MediaTools
@@ -188,8 +188,8 @@ export async function takeSnapshots(o: SnapshotOptions): Promise<SnapshotsTaken>
   return taken
 }
 
-/** A plain still for sound without cover art: something to show in the player and the list. */
-const GENERATED_STILL = 'color=c=0x1f2937:size=640x360'
+/** The plain still sound without cover art shows in its renditions: the same in the player and the list. */
+const GENERATED_POSTER = `color=c=${GENERATED_STILL.color}:size=${GENERATED_STILL.width}x${GENERATED_STILL.height}`
 
 /**
  * The poster of sound: its cover art (as large as the poster of a video may be), else a plain
@@ -200,7 +200,7 @@ export async function takeStillPoster(o: Omit<SnapshotOptions, 'probe' | 'thumbn
   await writeAtomically(path.join(o.outDir, POSTER), async (temp) => {
     const command = o.cover
       ? ffmpeg({source: o.source, stdoutLines: 20}).outputOptions(['-map', `0:${o.cover.index}`, '-vf', `scale='min(${POSTER_MAX_WIDTH},iw)':-2`])
-      : ffmpeg({source: GENERATED_STILL, stdoutLines: 20}).inputOptions(['-f', 'lavfi'])
+      : ffmpeg({source: GENERATED_POSTER, stdoutLines: 20}).inputOptions(['-f', 'lavfi'])
     command.outputOptions(['-frames:v', '1', '-q:v', '3', '-f', 'image2', '-update', '1']).output(temp)
     const run = await runFfmpeg(o.tools, command, {outputDuration: 0, timeoutMs: o.timeoutMs, ...(o.signal ? {signal: o.signal} : {})})
     if (!(await stat(temp).catch(() => null))?.size) throw new NoFrameWritten('the poster (cover art)', run.commandLine, run.stderr)

@@ -13,7 +13,7 @@ import {runFfmpeg} from './ffmpeg-run.js'
 import type {MediaTools} from './media-tools.js'
 import {colorTags, holdLastFrame, pictureFilters} from './picture.js'
 import type {MediaProbe} from './probe.js'
-import type {Rendition, TranscodePlan} from './rendition-ladder.js'
+import {GENERATED_STILL, type Rendition, type TranscodePlan} from './rendition-ladder.js'
 
 export const HLS_SEGMENT_SECONDS = 4
 /** Keyframes on a fixed clock so every rendition cuts its segments at the same times. */
@@ -48,25 +48,44 @@ export interface PublishedRendition {
   files: string[]
 }
 
-export const MP4_NAME = {video: 'video.mp4', audio: 'audio.m4a'}
+export const MP4_NAME = 'video.mp4'
 export const MASTER_PLAYLIST = 'hls/master.m3u8'
 
 const kbps = (bitrate: string) => Number.parseInt(bitrate, 10)
 
-/** Frames a second of a still picture held over sound: few, since they are all the same. */
-const STILL_FPS = 5
+/**
+ * Frames a second of a still picture held over sound. The picture lasts a whole number of
+ * frames, which the playlists and the MP4 declare: at 25 it ends within 0.04 s of the sound (at
+ * 5 it ran up to 0.2 s past it); identical frames cost x264 little either way.
+ */
+const STILL_FPS = 25
 
 /** Sound runs ahead of a held picture; ffmpeg 4's default queue overflows ("Too many packets buffered"). */
 const WAIT_FOR_PICTURE = ['-max_muxing_queue_size', '4096']
 
-/** The picture of a rendition: the video stream, or the cover art repeated over the sound's length. */
-function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
+/** The plain still of sound without cover art, as a second input (lavfi), at the size of the one rendition it gets. */
+function generatedStillInput(r: Rendition): {source: string; options: string[]} {
+  return {source: `color=c=${GENERATED_STILL.color}:size=${r.width}x${r.height}:rate=${STILL_FPS}`, options: ['-f', 'lavfi']}
+}
+
+/** Inputs after the source that a rendition's picture needs. */
+function extraInputs(r: Rendition, plan: TranscodePlan): {source: string; options: string[]}[] {
+  return plan.still && 'generated' in plan.still ? [generatedStillInput(r)] : []
+}
+
+/**
+ * The picture of a rendition: the video stream, or one image (the cover art, a generated still)
+ * repeated over the sound's length, so segments and the MP4 last as long as the sound.
+ */
+function pictureArgs(r: Rendition, plan: TranscodePlan, probe: MediaProbe): string[] {
   // Square pixels: players show the size we write (a 16:9 480p is 854x480 at 1:1, not 852x480 at 640:639).
   const scale = `scale=${r.width}:${r.height},setsar=1`
+  const held = ['-r', String(STILL_FPS), '-t', String(probe.duration), '-disposition:v:0', 'default', ...WAIT_FOR_PICTURE]
+  if (plan.still && 'generated' in plan.still) return ['-map', '1:v:0', '-vf', 'setsar=1', ...held]
   if (plan.still) {
     const repeat = [scale, 'loop=loop=-1:size=1', `setpts=N/${STILL_FPS}/TB`].join(',')
     // The copy would keep the attached_pic disposition, which MP4 allows only for JPEG/PNG covers.
-    return ['-map', `0:${plan.still.streamIndex}`, '-vf', repeat, '-r', String(STILL_FPS), '-t', String(probe.duration), '-disposition:v:0', 'default', ...WAIT_FOR_PICTURE]
+    return ['-map', `0:${plan.still.streamIndex}`, '-vf', repeat, ...held]
   }
   const video = probe.video!
   const hold = holdLastFrame({...probe, video})
@@ -74,7 +93,7 @@ function pictureArgs(r: Rendition, plan: Extract<TranscodePlan, {kind: 'video'}>
   return ['-map', '0:v:0', '-vf', filters.join(','), ...colorTags(video), ...(hold.length > 0 ? WAIT_FOR_PICTURE : [])]
 }
 
-function videoArgs(r: Rendition, preset: string, plan: Extract<TranscodePlan, {kind: 'video'}>, probe: MediaProbe): string[] {
+function videoArgs(r: Rendition, preset: string, plan: TranscodePlan, probe: MediaProbe): string[] {
   const rate = kbps(r.videoBitrate)
   return [
     ...pictureArgs(r, plan, probe), '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-pix_fmt', 'yuv420p',
@@ -91,21 +110,18 @@ const hlsArgs = (segment: string) => [
 ]
 
 /** The EXT-X-STREAM-INF attributes of one variant; `videoCodec` as read back from its output. */
-function variantLine(r: Rendition | null, videoCodec: string | undefined, audioBitrate: string, withAudio: boolean): string {
-  const bandwidth = ((r ? kbps(r.videoBitrate) * 1.1 : 0) + (withAudio ? kbps(audioBitrate) : 0)) * 1000
-  const codecs = [...(r && videoCodec ? [videoCodec] : []), ...(withAudio ? ['mp4a.40.2'] : [])].join(',')
-  const resolution = r ? `,RESOLUTION=${r.width}x${r.height}` : ''
-  return `#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(bandwidth)}${resolution},CODECS="${codecs}"`
+function variantLine(r: Rendition, videoCodec: string | undefined, audioBitrate: string, withAudio: boolean): string {
+  const bandwidth = (kbps(r.videoBitrate) * 1.1 + (withAudio ? kbps(audioBitrate) : 0)) * 1000
+  const codecs = [...(videoCodec ? [videoCodec] : []), ...(withAudio ? ['mp4a.40.2'] : [])].join(',')
+  return `#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(bandwidth)},RESOLUTION=${r.width}x${r.height},CODECS="${codecs}"`
 }
 
 /** `published`: each rendition listed so far, with the CODECS entry of its video (`avc1.64001f`). */
 export function masterPlaylist(plan: TranscodePlan, published: ReadonlyMap<string, string>): string {
   const lines = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-INDEPENDENT-SEGMENTS']
-  if (plan.kind === 'audio') lines.push(variantLine(null, undefined, plan.audioBitrate, true), 'audio/index.m3u8')
-  else
-    for (const r of plan.renditions.filter((r) => published.has(r.name))) {
-      lines.push(variantLine(r, published.get(r.name), r.audioBitrate, plan.withAudio), `${r.name}/index.m3u8`)
-    }
+  for (const r of plan.renditions.filter((r) => published.has(r.name))) {
+    lines.push(variantLine(r, published.get(r.name), r.audioBitrate, plan.withAudio), `${r.name}/index.m3u8`)
+  }
   return `${lines.join('\n')}\n`
 }
 
@@ -118,11 +134,11 @@ const runOptions = (o: TranscodeOptions, onProgress: (p: number) => void) => ({
 })
 
 /** Encodes (or, with `copyFrom`, cuts) one HLS rendition into hls/<name>/, published as a whole directory. */
-async function hlsRendition(o: TranscodeOptions, name: string, args: string[], input: string, onProgress: (p: number) => void): Promise<string[]> {
+async function hlsRendition(o: TranscodeOptions, name: string, args: string[], input: string, onProgress: (p: number) => void, inputs: ExtraInput[] = []): Promise<string[]> {
   const final = path.join(o.outDir, 'hls', name)
   await writeAtomically(final, async (temp) => {
     await mkdir(temp, {recursive: true})
-    const command = ffmpeg({source: input, cwd: temp, stdoutLines: 20})
+    const command = withInputs(ffmpeg({source: input, cwd: temp, stdoutLines: 20}), inputs)
       .outputOptions([...args, ...hlsArgs('seg_%04d.ts')])
       .output('index.m3u8')
     await runFfmpeg(o.tools, command, runOptions(o, onProgress))
@@ -130,9 +146,16 @@ async function hlsRendition(o: TranscodeOptions, name: string, args: string[], i
   return (await readdir(final)).sort().map((file) => `hls/${name}/${file}`)
 }
 
-async function mp4(o: TranscodeOptions, name: string, args: string[], onProgress: (p: number) => void): Promise<void> {
+type ExtraInput = ReturnType<typeof extraInputs>[number]
+
+function withInputs(command: ffmpeg.FfmpegCommand, inputs: ExtraInput[]): ffmpeg.FfmpegCommand {
+  for (const input of inputs) command.input(input.source).inputOptions(input.options)
+  return command
+}
+
+async function mp4(o: TranscodeOptions, name: string, args: string[], onProgress: (p: number) => void, inputs: ExtraInput[]): Promise<void> {
   await writeAtomically(path.join(o.outDir, name), async (temp) => {
-    const command = ffmpeg({source: o.source, stdoutLines: 20})
+    const command = withInputs(ffmpeg({source: o.source, stdoutLines: 20}), inputs)
       .outputOptions([...args, '-movflags', '+faststart', '-f', 'mp4'])
       .output(temp)
     await runFfmpeg(o.tools, command, runOptions(o, onProgress))
@@ -182,7 +205,7 @@ function publisher(o: TranscodeOptions) {
     rendition(name: string, files: string[]) {
       enqueue(async () => {
         const segment = files.find((f) => f.endsWith('.ts'))
-        published.set(name, o.plan.kind === 'video' && segment ? await videoCodecOf(path.join(o.outDir, segment)) : '')
+        published.set(name, segment ? await videoCodecOf(path.join(o.outDir, segment)) : '')
         await writeFileAtomically(path.join(o.outDir, MASTER_PLAYLIST), masterPlaylist(o.plan, published))
         await o.onRendition?.({name, files: [...files, MASTER_PLAYLIST]})
       })
@@ -212,20 +235,6 @@ export async function transcodeMedia(o: TranscodeOptions): Promise<void> {
 }
 
 async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publisher>): Promise<void> {
-  if (o.plan.kind === 'audio') {
-    const tracker = progressTracker([1, 1], o.onProgress)
-    const args = audioArgs(o.plan.audioBitrate).concat(['-vn'])
-    const hls = tracker.step(0)
-    const files = await hlsRendition(o, 'audio', args, o.source, hls.progress)
-    hls.done()
-    publish.rendition('audio', files)
-    const file = tracker.step(1)
-    await mp4(o, MP4_NAME.audio, args, file.progress)
-    file.done()
-    publish.download(MP4_NAME.audio)
-    return
-  }
-
   const {renditions, withAudio} = o.plan
   const top = renditions[0]!
   // Lowest first (fastest to playable); the top one is the MP4, then a copy of it into HLS.
@@ -238,11 +247,11 @@ async function encodeAll(o: TranscodeOptions, publish: ReturnType<typeof publish
     const audio = withAudio ? audioArgs(r.audioBitrate) : ['-an']
     let files: string[]
     if (r === top) {
-      await mp4(o, MP4_NAME.video, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], (p) => step.progress(p * 0.95))
-      publish.download(MP4_NAME.video)
-      files = await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME.video), (p) => step.progress(95 + p * 0.05))
+      await mp4(o, MP4_NAME, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], (p) => step.progress(p * 0.95), extraInputs(r, o.plan))
+      publish.download(MP4_NAME)
+      files = await hlsRendition(o, r.name, ['-map', '0', '-c', 'copy'], path.join(o.outDir, MP4_NAME), (p) => step.progress(95 + p * 0.05))
     } else {
-      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], o.source, step.progress)
+      files = await hlsRendition(o, r.name, [...videoArgs(r, o.preset, o.plan, o.probe), ...audio], o.source, step.progress, extraInputs(r, o.plan))
     }
     step.done()
     publish.rendition(r.name, files)

@@ -52,6 +52,16 @@ const RECIPES = {
     await ffmpeg([...lavfi('testsrc2=size=300x300'), '-frames:v', '1', tmp('cover.jpg')])
     await ffmpeg([...tone(3), '-i', tmp('cover.jpg'), '-map', '0:a', '-map', '1:v', ...AAC, '-c:v', 'mjpeg', '-disposition:v:0', 'attached_pic', out])
   },
+  /** 3 s of MP3 with a 240x240 PNG cover in its ID3 tag (APIC), as music downloads ship. */
+  mp3WithCover: async (out: string, tmp: (n: string) => string) => {
+    await ffmpeg([...lavfi('testsrc2=size=240x240'), '-frames:v', '1', tmp('cover.png')])
+    await ffmpeg([...tone(3), '-i', tmp('cover.png'), '-map', '0:a', '-map', '1:v', '-c:a', 'libmp3lame', '-b:a', '64k', '-c:v', 'png', '-id3v2_version', '3', '-disposition:v:0', 'attached_pic', out])
+  },
+  /** 3 s of FLAC with a 400x300 JPEG cover (a METADATA_BLOCK_PICTURE). */
+  flacWithCover: async (out: string, tmp: (n: string) => string) => {
+    await ffmpeg([...lavfi('testsrc2=size=400x300'), '-frames:v', '1', tmp('cover.jpg')])
+    await ffmpeg([...tone(3), '-i', tmp('cover.jpg'), '-map', '0:a', '-map', '1:v', '-c:a', 'flac', '-c:v', 'copy', '-disposition:v:0', 'attached_pic', out])
+  },
   /** 3 s of AAC, nothing else. */
   audioOnly: async (out: string) => ffmpeg([...tone(3), ...AAC, out]),
   /** PAL DV-style anamorphic: 720x576 stored, pixels 16:15 wide, shown 768x576 (4:3). */
@@ -61,7 +71,7 @@ const RECIPES = {
 } satisfies Record<string, (out: string, tmp: (name: string) => string) => Promise<void>>
 
 export type CorpusInput = keyof typeof RECIPES
-const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm', audioWithCover: '.m4a', audioOnly: '.m4a', photo: '.jpg'}
+const EXTENSIONS: Partial<Record<CorpusInput, string>> = {mpegTs: '.ts', browserWebm: '.webm', audioWithCover: '.m4a', mp3WithCover: '.mp3', flacWithCover: '.flac', audioOnly: '.m4a', photo: '.jpg'}
 
 export interface Corpus {
   /** The input's path, generated on first use. */
