@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {NonceWindow, signRequest, verifyRequest} from './cluster-signature.js'
+import {NonceWindow, openBodySeal, sealBody, signRequest, verifyRequest} from './cluster-signature.js'
 
 const SECRET = 'a-cluster-secret-that-is-long-enough-000000'
 const B = {id: 'node-b', incarnation: 1_700_000_000_123}
@@ -12,8 +12,9 @@ const request = {
 
 describe('cluster signatures', () => {
   it('verifies a request signed with the shared secret for this node, naming the sender', () => {
-    const verdict = verifyRequest(SECRET, signRequest(SECRET, 'node-a', B, request), request, B, new NonceWindow())
-    assert.deepEqual(verdict, {ok: true, node: 'node-a'})
+    const nonce = 'ef'.repeat(16)
+    const verdict = verifyRequest(SECRET, signRequest(SECRET, 'node-a', B, request, Date.now(), nonce), request, B, new NonceWindow())
+    assert.deepEqual(verdict, {ok: true, node: 'node-a', nonce})
   })
 
   it('refuses another secret, a tampered path, query, header, Authorization or method, and a missing or malformed signature', () => {
@@ -57,5 +58,21 @@ describe('cluster signatures', () => {
     assert.equal(nonces.size, 100)
     nonces.claim('f'.repeat(32), Math.floor(start / 1000) + 400, start + 400_000)
     assert.equal(nonces.size, 1)
+  })
+})
+
+describe('body seals', () => {
+  const sha256 = Buffer.alloc(32, 7)
+  const nonce = 'ab'.repeat(16)
+  it('opens a seal made with the secret for the same request nonce, and says how the body ended', () => {
+    assert.deepEqual(openBodySeal('s3cret', nonce, sealBody('s3cret', nonce, {sha256, end: 'cut'})), {sha256, end: 'cut'})
+  })
+  it('refuses a seal of another secret, another nonce, a changed digest or end, or none', () => {
+    const seal = sealBody('s3cret', nonce, {sha256, end: 'complete'})
+    assert.equal(openBodySeal('other', nonce, seal), undefined)
+    assert.equal(openBodySeal('s3cret', 'cd'.repeat(16), seal), undefined)
+    assert.equal(openBodySeal('s3cret', nonce, seal.replace('end=complete', 'end=cut')), undefined)
+    assert.equal(openBodySeal('s3cret', nonce, seal.replace(/:[A-Za-z0-9+/]/, ':Z')), undefined)
+    assert.equal(openBodySeal('s3cret', nonce, undefined), undefined)
   })
 })
