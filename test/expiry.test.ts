@@ -57,6 +57,30 @@ for (const kind of DATABASE_KINDS) {
       assert.equal((await node.uploads.findById(new URL(url).pathname.split('/').pop()!))?.status, 'uploading')
     })
 
+    it('records a batch of checkpoints in one statement: offsets only forward, expiries pushed, uploads no longer receiving left alone', async () => {
+      const ids: string[] = []
+      for (const body of ['abc', 'abcd', 'ab']) {
+        const url = await createUpload(node.url, body === 'ab' ? 2 : 10)
+        await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '0'}, body})
+        ids.push(new URL(url).pathname.split('/').pop()!)
+      }
+      const [ahead, unverified, completed] = ids as [string, string, string]
+      const later = new Date(Date.now() + 60_000)
+      const receiving = await node.uploads.checkpoints([
+        {id: ahead, bytesReceived: 1, expiresAt: later},
+        {id: unverified, bytesReceived: null, expiresAt: later},
+        {id: completed, bytesReceived: 1, expiresAt: later},
+      ])
+      assert.deepEqual([...receiving].sort(), [ahead, unverified].sort())
+      const rows = await Promise.all(ids.map((id) => node.uploads.findById(id)))
+      assert.equal(rows[0]?.bytesReceived, 3, 'never backwards')
+      assert.equal(rows[1]?.bytesReceived, 4, 'null leaves the offset')
+      for (const row of rows.slice(0, 2)) assert.equal(row?.expiresAt?.getTime(), later.getTime())
+      assert.equal(rows[2]?.status, 'completed')
+      assert.equal(rows[2]?.bytesReceived, 2)
+      assert.equal(rows[2]?.expiresAt, null)
+    })
+
     it('completes at the next HEAD an upload whose last bytes reached the file but not the row (a process killed before it answered)', async () => {
       const url = await createUpload(node.url, 6)
       const id = new URL(url).pathname.split('/').pop()!

@@ -1,9 +1,12 @@
 /**
- * Progress recorded while one long request streams: without it, a single PATCH longer than
+ * Progress recorded while long requests stream: without it, a single PATCH longer than
  * UPLOAD_EXPIRY (a slow link; tus-js-client sends one PATCH per file) would look idle to the
- * expiry and to the status API until its very end. A checkpoint is one UPDATE (the offset and a
- * new expiry), every few seconds or every so many bytes, whichever comes first, never two at a
- * time. It sees the chunks after the hashers, so the bytes it may count are on disk and hashed.
+ * expiry and to the status API until its very end. Every request that streams registers its
+ * ProgressCheckpoints with the store's one CheckpointBatcher; at each tick (every few seconds,
+ * or sooner once a request has passed its byte threshold) the batcher records every request
+ * with unsaved bytes in one statement, never two at a time: 10 000 slow uploads cost one UPDATE
+ * per tick, not 3 000 a second through a pool of 20. A checkpoint sees the chunks after the
+ * hashers, so the bytes it may count are on disk and hashed.
  */
 import type {ChunkObserver} from './hashing-file-sink.js'
 
@@ -14,55 +17,128 @@ export interface CheckpointPolicy {
 
 export const DEFAULT_CHECKPOINTS: CheckpointPolicy = {intervalMs: 3000, bytes: 64 << 20}
 
+/** What one checkpoint records: the offset (null: leave it, e.g. while a checksummed append is unverified) and the new expiry. */
+export interface CheckpointProgress {
+  id: string
+  bytesReceived: number | null
+  expiresAt: Date | null
+}
+
 export interface CheckpointHooks {
-  /** Records progress; false when the upload is no longer receiving (expired, terminated). */
-  save: () => Promise<boolean>
-  /** The upload is gone: the request must stop. */
-  onGone: () => void
+  /** What to record now (read at the moment the batch is built). */
+  progress: () => CheckpointProgress
+  /** After the batch landed: `receiving` false when the upload no longer is (expired, terminated). */
+  landed: (receiving: boolean) => Promise<void> | void
   /** A checkpoint that failed (the database); the next one, or the request's end, records it. */
   onError: (error: unknown) => void
 }
 
+/** Records a batch; resolves with the ids still receiving (the others were left unchanged). */
+export type RecordCheckpoints = (batch: readonly CheckpointProgress[]) => Promise<ReadonlySet<string>>
+
 export class ProgressCheckpoints implements ChunkObserver {
-  private unsaved = 0
-  private saving: Promise<void> | undefined
-  private stopped = false
-  private readonly timer: NodeJS.Timeout
+  /** Bytes seen since the last batch that included this request. */
+  unsaved = 0
+  /** The batch this request is part of, while it is in flight. */
+  inFlight: Promise<void> | undefined
+  stopped = false
 
   constructor(
-    private readonly policy: CheckpointPolicy,
-    private readonly hooks: CheckpointHooks
+    private readonly batcher: CheckpointBatcher,
+    readonly hooks: CheckpointHooks
   ) {
-    this.timer = setInterval(() => {
-      if (this.unsaved > 0) this.save()
-    }, policy.intervalMs)
-    this.timer.unref()
+    batcher.register(this)
   }
 
   update(chunk: Uint8Array): void {
     this.unsaved += chunk.byteLength
-    if (this.unsaved >= this.policy.bytes) this.save()
+    if (this.unsaved >= this.batcher.policy.bytes) this.batcher.soon()
   }
 
-  /** No more checkpoints; resolves once the one in flight, if any, has landed. */
+  /** No more checkpoints; resolves once the batch in flight with this request, if any, has landed. */
   async stop(): Promise<void> {
     this.stopped = true
-    clearInterval(this.timer)
-    await this.saving
+    this.batcher.unregister(this)
+    await this.inFlight
+  }
+}
+
+export class CheckpointBatcher {
+  private readonly active = new Set<ProgressCheckpoints>()
+  private timer: NodeJS.Timeout | undefined
+  private flight: Promise<void> | undefined
+  /** A flush was asked for while one was in flight: run it once that one lands. */
+  private again = false
+
+  constructor(
+    readonly policy: CheckpointPolicy,
+    private readonly record: RecordCheckpoints
+  ) {}
+
+  register(checkpoints: ProgressCheckpoints): void {
+    this.active.add(checkpoints)
+    if (!this.timer) {
+      this.timer = setInterval(() => this.flush(), this.policy.intervalMs)
+      this.timer.unref()
+    }
   }
 
-  private save(): void {
-    if (this.saving || this.stopped) return
-    this.unsaved = 0
-    this.saving = this.hooks
-      .save()
-      .then(
-        (receiving) => {
-          if (!receiving && !this.stopped) this.hooks.onGone()
-        },
-        (error: unknown) => this.hooks.onError(error)
-      )
-      .finally(() => (this.saving = undefined))
+  unregister(checkpoints: ProgressCheckpoints): void {
+    this.active.delete(checkpoints)
+    if (this.active.size === 0 && this.timer) {
+      clearInterval(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  /** A request passed its byte threshold: a batch now, or right after the one in flight. */
+  soon(): void {
+    if (this.flight) this.again = true
+    else this.flush()
+  }
+
+  /** Records every registered request with unsaved bytes, in one statement; at most one in flight. */
+  flush(): void {
+    if (this.flight) return
+    const due = [...this.active].filter((c) => c.unsaved > 0 && !c.stopped)
+    if (due.length === 0) return
+    const batch: CheckpointProgress[] = []
+    for (const checkpoints of due) {
+      checkpoints.unsaved = 0
+      batch.push(checkpoints.hooks.progress())
+    }
+    const flight = this.land(due, batch).finally(() => {
+      for (const checkpoints of due) if (checkpoints.inFlight === flight) checkpoints.inFlight = undefined
+      this.flight = undefined
+      if (this.again) {
+        this.again = false
+        this.flush()
+      }
+    })
+    this.flight = flight
+    for (const checkpoints of due) checkpoints.inFlight = flight
+  }
+
+  private async land(due: readonly ProgressCheckpoints[], batch: readonly CheckpointProgress[]): Promise<void> {
+    let receiving: ReadonlySet<string>
+    try {
+      receiving = await this.record(batch)
+    } catch (error) {
+      for (const checkpoints of due) checkpoints.hooks.onError(error)
+      return
+    }
+    await Promise.all(
+      due.map(async (checkpoints, i) => {
+        const stillReceiving = receiving.has(batch[i]!.id)
+        // A request that ended meanwhile has its own last write to tell it the upload went away.
+        if (!stillReceiving && checkpoints.stopped) return
+        try {
+          await checkpoints.hooks.landed(stillReceiving)
+        } catch (error) {
+          checkpoints.hooks.onError(error)
+        }
+      })
+    )
   }
 }
 

@@ -100,22 +100,24 @@ export class UploadRepository {
   }
 
   /**
-   * Progress during a request: the offset only moves forward (null: leave it, e.g. while a
-   * checksummed append is unverified), the expiry moves on. False when no longer receiving.
+   * Progress of many requests at once (progress checkpoints), one statement: each offset only
+   * moves forward (null: leave it, e.g. while a checksummed append is unverified), each expiry
+   * moves on. Returns the ids still receiving; the others (completed, expired, terminated) are
+   * left as they were.
    */
-  async checkpoint(id: string, progress: {bytesReceived: number | null; expiresAt: Date | null}): Promise<boolean> {
-    const qb = this.db
-      .createQueryBuilder()
-      .update(UploadEntity)
-      .set({
-        expiresAt: progress.expiresAt,
-        updatedAt: new Date(),
-        ...(progress.bytesReceived !== null ? {bytesReceived: () => 'GREATEST(bytes_received, :bytes)'} : {}),
-      })
-      .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
-    if (progress.bytesReceived !== null) qb.setParameter('bytes', progress.bytesReceived)
-    const result = await qb.execute()
-    return (result.affected ?? 0) > 0
+  async checkpoints(batch: readonly {id: string; bytesReceived: number | null; expiresAt: Date | null}[]): Promise<Set<string>> {
+    const ids = batch.filter((c) => isUploadId(c.id))
+    if (ids.length === 0) return new Set()
+    const rows = (await this.db.query(
+      `UPDATE uploads AS u
+         SET bytes_received = CASE WHEN c.bytes IS NULL THEN u.bytes_received ELSE GREATEST(u.bytes_received, c.bytes) END,
+             expires_at = c.expires_at, updated_at = $4::timestamptz
+       FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS c(id, bytes, expires_at)
+       WHERE u.id = c.id AND u.status = 'uploading'
+       RETURNING u.id`,
+      [ids.map((c) => c.id), ids.map((c) => c.bytesReceived), ids.map((c) => c.expiresAt?.toISOString() ?? null), new Date().toISOString()]
+    )) as Array<{id: string}> | [Array<{id: string}>, number]
+    return new Set(updatedRows(rows).map((r) => r.id))
   }
 
   /** Bytes past `offset` are unverified until the append's checksum is checked (null: none). */
@@ -262,4 +264,9 @@ export class UploadRepository {
       lastError: null,
     })
   }
+}
+
+/** TypeORM answers an UPDATE … RETURNING with [rows, count] on pg, and with the rows alone on some drivers. */
+function updatedRows<T>(result: T[] | [T[], number]): T[] {
+  return Array.isArray(result[0]) ? (result[0] as T[]) : (result as T[])
 }

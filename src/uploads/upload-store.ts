@@ -17,7 +17,7 @@ import {currentRequest, type ForwardedBodyCheck, type RequestContext} from '../r
 import {parseUploadChecksum, RequestDigest, type ChecksumAlgorithm} from './checksum.js'
 import {FinalSizeLimit, type PartialGuard} from './final-size-limit.js'
 import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
-import {checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
+import {CheckpointBatcher, checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
 import {UploadCatalog} from './upload-catalog.js'
 import {PARTIAL} from './concat-role.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
@@ -45,7 +45,8 @@ export class UploadStore extends FileStore {
   private readonly catalog: UploadCatalog
   /** Uploads a request of this process is writing right now. */
   private readonly receiving = new Set<string>()
-  private readonly checkpoints: CheckpointPolicy
+  /** Every streaming request's checkpoints, recorded together (one statement per tick). */
+  private readonly checkpoints: CheckpointBatcher
   readonly finalSizeLimit: FinalSizeLimit
 
   constructor(
@@ -57,7 +58,7 @@ export class UploadStore extends FileStore {
     const catalog = new UploadCatalog(uploads, options)
     super({directory: options.directory, configstore: catalog, expirationPeriodInMilliseconds: 0})
     this.catalog = catalog
-    this.checkpoints = options.checkpoints ?? checkpointPolicy(options.expiryMs)
+    this.checkpoints = new CheckpointBatcher(options.checkpoints ?? checkpointPolicy(options.expiryMs), (batch) => uploads.checkpoints(batch))
     this.finalSizeLimit = new FinalSizeLimit(uploads, options.maxSize)
   }
 
@@ -220,17 +221,20 @@ export class UploadStore extends FileStore {
     hasher: UploadHasher,
     request: {unverified: boolean; guard: PartialGuard | undefined; stop: (error: AppError) => void}
   ): ProgressCheckpoints {
+    // The batch lands outside this request's async context: keep its logger.
+    const log = currentRequest()?.log
     return new ProgressCheckpoints(this.checkpoints, {
-      save: async () => {
-        const bytes = request.unverified || hasher.bytes === row.size ? null : hasher.bytes
-        const expiresAt = this.options.expiryMs > 0 ? new Date(Date.now() + this.options.expiryMs) : null
-        const receiving = await this.uploads.checkpoint(row.id, {bytesReceived: bytes, expiresAt})
-        const over = receiving ? await request.guard?.recheck(hasher.bytes) : undefined
+      progress: () => ({
+        id: row.id,
+        bytesReceived: request.unverified || hasher.bytes === row.size ? null : hasher.bytes,
+        expiresAt: this.options.expiryMs > 0 ? new Date(Date.now() + this.options.expiryMs) : null,
+      }),
+      landed: async (receiving) => {
+        if (!receiving) return request.stop(goneWhileReceiving(row.id))
+        const over = await request.guard?.recheck(hasher.bytes)
         if (over) request.stop(over)
-        return receiving
       },
-      onGone: () => request.stop(goneWhileReceiving(row.id)),
-      onError: (error) => currentRequest()?.log.warn({err: error, uploadId: row.id}, 'could not record upload progress; the next checkpoint will'),
+      onError: (error) => log?.warn({err: error, uploadId: row.id}, 'could not record upload progress; the next checkpoint will'),
     })
   }
 
