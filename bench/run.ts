@@ -5,15 +5,17 @@
  *
  * A suite is any bench/<name>.ts other than this file: it measures, and writes its records
  * with runSuite()/writeSuiteResults() from lib/. Adding a file adds a suite. Results of suites
- * not run this time stay in the report, with the date they were measured.
+ * not run this time stay in the report, with the date they were measured: from their local
+ * bench/results/<suite>.json, else from the committed latest.json (and their section of the
+ * document as it was).
  */
 import {spawnSync} from 'node:child_process'
-import {readdir, writeFile} from 'node:fs/promises'
+import {readdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {ratioChart} from './lib/chart.js'
-import {resultsSection, updateDocument} from './lib/report-doc.js'
+import {resultsSection, suiteSections, updateDocument} from './lib/report-doc.js'
 import {printRecords} from './lib/report-table.js'
-import {BENCH_DIR, LATEST_FILE, readAllSuiteResults, writeJsonAtomically} from './lib/results.js'
+import {BENCH_DIR, carriedOverSuites, committedRecords, LATEST_FILE, readAllSuiteResults, writeJsonAtomically} from './lib/results.js'
 
 const ROOT = path.dirname(BENCH_DIR)
 const DOC = path.join(ROOT, 'docs', 'benchmarks.md')
@@ -50,16 +52,19 @@ async function main(): Promise<number> {
 
   // Discovered again: a suite added while this run was going still has its results reported.
   const present = await discoverSuites()
-  const suites = (await readAllSuiteResults()).filter((s) => {
+  const measured = (await readAllSuiteResults()).filter((s) => {
     if (present.includes(s.suite)) return true
     process.stderr.write(`ignoring results of ${s.suite}: there is no bench/${s.suite}.ts\n`)
     return false
   })
+  // Suites with no results here (not run on this machine) keep their committed figures.
+  const suites = [...measured, ...carriedOverSuites(measured, present, await committedRecords())].sort((a, b) => a.suite.localeCompare(b.suite))
   const records = suites.flatMap((s) => s.records)
-  for (const suite of suites) process.stdout.write(`\n${suite.suite} (measured ${suite.finishedAt})\n${printRecords(suite.records)}\n`)
+  for (const suite of suites) process.stdout.write(`\n${suite.suite} (${suite.carriedOver ? 'committed figures, not run here' : `measured ${suite.finishedAt}`})\n${printRecords(suite.records)}\n`)
   await writeJsonAtomically(LATEST_FILE, records)
   await writeFile(CHART, ratioChart(records, 'video-ingest benchmarks: ours / baseline'))
-  await updateDocument(DOC, resultsSection(suites, path.basename(CHART)))
+  const previous = suiteSections(await readFile(DOC, 'utf8').catch(() => ''))
+  await updateDocument(DOC, resultsSection(suites, path.basename(CHART), previous))
   process.stdout.write(`\nwrote ${path.relative(ROOT, LATEST_FILE)}, ${path.relative(ROOT, CHART)}, ${path.relative(ROOT, DOC)}\n`)
   if (failed.length > 0) process.stderr.write(`failed suites: ${failed.join(', ')}\n`)
   return failed.length > 0 ? 1 : 0

@@ -21,7 +21,11 @@ function unmetGoals(suites: readonly SuiteResults[]): string {
     .join('\n')
 }
 
-function suiteSection(suite: SuiteResults): string {
+function suiteSection(suite: SuiteResults, previous: ReadonlyMap<string, string>): string {
+  // Not run this time: the section as the document had it (date, host, settings, notes), else its records alone.
+  if (suite.carriedOver) {
+    return previous.get(suite.suite) ?? [`### ${suite.suite}`, '', 'Not run this time: figures from the committed bench/results/latest.json.', '', markdownRecords(suite.records)].join('\n')
+  }
   const settings = Object.entries(suite.settings)
     .map(([key, value]) => `${key} ${value}`)
     .join('; ')
@@ -38,7 +42,21 @@ function suiteSection(suite: SuiteResults): string {
   return lines.join('\n')
 }
 
-export function resultsSection(suites: readonly SuiteResults[], chartFile: string): string {
+/** Each suite's section (`### <suite>` up to the next one) in the results part of a document. */
+export function suiteSections(document: string): Map<string, string> {
+  const sections = new Map<string, string>()
+  const begin = document.indexOf(BEGIN)
+  const end = document.indexOf(END)
+  if (begin < 0 || end < begin) return sections
+  const parts = document.slice(begin + BEGIN.length, end).split(/^(?=### )/m)
+  for (const part of parts) {
+    const name = /^### (\S+)\n/.exec(part)?.[1]
+    if (name && name !== 'Goals') sections.set(name, part.trimEnd())
+  }
+  return sections
+}
+
+export function resultsSection(suites: readonly SuiteResults[], chartFile: string, previous: ReadonlyMap<string, string> = new Map()): string {
   return [
     BEGIN,
     '',
@@ -50,7 +68,7 @@ export function resultsSection(suites: readonly SuiteResults[], chartFile: strin
     '',
     unmetGoals(suites),
     '',
-    ...suites.map(suiteSection).flatMap((s) => [s, '']),
+    ...suites.map((s) => suiteSection(s, previous)).flatMap((s) => [s, '']),
     END,
   ].join('\n')
 }

@@ -58,6 +58,8 @@ export interface SuiteResults {
   settings: Record<string, string | number | boolean>
   records: BenchRecord[]
   notes?: string[]
+  /** Not run this time: the records come from the committed latest.json (see carriedOverSuites). */
+  carriedOver?: true
 }
 
 export function codeRevision(): SuiteResults['revision'] {
@@ -135,4 +137,29 @@ export async function writeJsonAtomically(file: string, value: unknown): Promise
   const temporary = `${file}.${process.pid}.tmp`
   await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`)
   await rename(temporary, file)
+}
+
+/** The records of the committed latest.json (HEAD), else of the file on disk; [] when neither exists. */
+export async function committedRecords(): Promise<BenchRecord[]> {
+  let text: string
+  try {
+    text = execFileSync('git', ['show', `HEAD:${path.relative(path.dirname(BENCH_DIR), LATEST_FILE)}`], {cwd: BENCH_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
+  } catch {
+    text = await readFile(LATEST_FILE, 'utf8').catch(() => '[]')
+  }
+  const parsed = JSON.parse(text) as unknown
+  return Array.isArray(parsed) ? (parsed as BenchRecord[]) : []
+}
+
+/**
+ * The suites in `wanted` with no results of their own here, rebuilt from committed records, so
+ * that a run of some suites keeps the others in latest.json and the report.
+ */
+export function carriedOverSuites(measured: readonly SuiteResults[], wanted: readonly string[], committed: readonly BenchRecord[]): SuiteResults[] {
+  const have = new Set(measured.map((s) => s.suite))
+  return wanted
+    .filter((suite) => !have.has(suite))
+    .map((suite) => ({suite, records: committed.filter((r) => r.suite === suite)}))
+    .filter(({records}) => records.length > 0)
+    .map(({suite, records}) => ({suite, startedAt: '', finishedAt: '', host: {cpus: 0, cpuModel: '', memoryGiB: 0, node: ''}, settings: {}, records, carriedOver: true}))
 }

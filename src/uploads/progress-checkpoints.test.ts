@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {CheckpointBatcher, ProgressCheckpoints, type CheckpointProgress} from './progress-checkpoints.js'
 
+const fail = (error: unknown) => assert.fail(String(error))
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('checkpoint batches', () => {
@@ -11,7 +12,7 @@ describe('checkpoint batches', () => {
       batches.push([...batch])
       return new Set(batch.map((c) => c.id))
     })
-    const requests = Array.from({length: 200}, (_, i) => new ProgressCheckpoints(batcher, {progress: () => ({id: `u${i}`, bytesReceived: i, expiresAt: null}), landed: () => {}, onError: assert.fail}))
+    const requests = Array.from({length: 200}, (_, i) => new ProgressCheckpoints(batcher, {progress: () => ({id: `u${i}`, bytesReceived: i, expiresAt: null}), landed: () => {}, onError: fail}))
     for (const [i, r] of requests.entries()) if (i % 2 === 0) r.update(new Uint8Array(10))
     await pause(70)
     assert.equal(batches.length, 1)
@@ -32,8 +33,8 @@ describe('checkpoint batches', () => {
       batches.push(batch.map((c) => c.id))
       return new Set(batch.map((c) => c.id))
     })
-    const a = new ProgressCheckpoints(batcher, {progress: () => ({id: 'a', bytesReceived: 1, expiresAt: null}), landed: () => {}, onError: assert.fail})
-    const b = new ProgressCheckpoints(batcher, {progress: () => ({id: 'b', bytesReceived: 1, expiresAt: null}), landed: () => {}, onError: assert.fail})
+    const a = new ProgressCheckpoints(batcher, {progress: () => ({id: 'a', bytesReceived: 1, expiresAt: null}), landed: () => {}, onError: fail})
+    const b = new ProgressCheckpoints(batcher, {progress: () => ({id: 'b', bytesReceived: 1, expiresAt: null}), landed: () => {}, onError: fail})
     a.update(new Uint8Array(200))
     await pause(5)
     b.update(new Uint8Array(200))
@@ -51,8 +52,8 @@ describe('checkpoint batches', () => {
       landed = true
       return new Set(['kept'])
     })
-    const kept = new ProgressCheckpoints(batcher, {progress: () => ({id: 'kept', bytesReceived: 1, expiresAt: null}), landed: (r) => void (r || gone.push('kept')), onError: assert.fail})
-    const lost = new ProgressCheckpoints(batcher, {progress: () => ({id: 'lost', bytesReceived: 1, expiresAt: null}), landed: (r) => void (r || gone.push('lost')), onError: assert.fail})
+    const kept = new ProgressCheckpoints(batcher, {progress: () => ({id: 'kept', bytesReceived: 1, expiresAt: null}), landed: (r) => void (r || gone.push('kept')), onError: fail})
+    const lost = new ProgressCheckpoints(batcher, {progress: () => ({id: 'lost', bytesReceived: 1, expiresAt: null}), landed: (r) => void (r || gone.push('lost')), onError: fail})
     kept.update(new Uint8Array(1))
     lost.update(new Uint8Array(1))
     await pause(25)
