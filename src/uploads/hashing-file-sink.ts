@@ -3,6 +3,9 @@
  * to the hashers only after it is on disk, so the hash state always describes exactly the bytes
  * in the file, even when the request is cut in the middle. It also tells when its source went
  * silent: time spent waiting for input, never time spent writing (a slow disk is not the client).
+ * A sink whose source trickles lets go of its file descriptor between writes (after
+ * RELEASE_AFTER_MS without input) and opens the file again for the next one: 10 000 slow uploads
+ * would otherwise hold 10 000 files beside their 10 000 sockets, past a usual descriptor limit.
  */
 import {open, type FileHandle} from 'node:fs/promises'
 import {Writable} from 'node:stream'
@@ -17,8 +20,14 @@ export interface SilenceWatch {
   onSilence: () => void
 }
 
+/** Idle time after which a sink closes its file until its next write. */
+export const RELEASE_AFTER_MS = 250
+
 export class HashingFileSink extends Writable {
   private file?: FileHandle
+  /** The close of an idle file, in progress. */
+  private releasing: Promise<void> | undefined
+  private releaseTimer: NodeJS.Timeout | undefined
   /** Offset of the next byte; after the stream ends, the upload's new offset. */
   position: number
   private writing = false
@@ -58,6 +67,7 @@ export class HashingFileSink extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     clearTimeout(this.silenceTimer)
+    clearTimeout(this.releaseTimer)
     callback()
   }
 
@@ -80,6 +90,7 @@ export class HashingFileSink extends Writable {
       (written) => {
         this.writing = false
         this.silenceTimer?.refresh()
+        this.releaseWhenIdle()
         callback()
         for (const buffer of written) this.observe(buffer)
       },
@@ -89,7 +100,7 @@ export class HashingFileSink extends Writable {
 
   /** Writes every buffer at the current position (a short write continues); what was written, in order. */
   private async writeAll(buffers: Buffer[]): Promise<Buffer[]> {
-    const file = this.file!
+    const file = await this.openFile()
     const written: Buffer[] = []
     let pending = buffers
     while (pending.length > 0) {
@@ -114,15 +125,41 @@ export class HashingFileSink extends Writable {
     return written
   }
 
+  /** The open file, opened again if an idle spell closed it. */
+  private async openFile(): Promise<FileHandle> {
+    await this.releasing
+    this.file ??= await open(this.filePath, 'r+')
+    return this.file
+  }
+
+  /** One timer for the whole stream, rearmed after each write: no input for a while closes the file. */
+  private releaseWhenIdle(): void {
+    if (this.releaseTimer) return void this.releaseTimer.refresh()
+    this.releaseTimer = setTimeout(() => {
+      const file = this.file
+      if (this.writing || this.destroyed || !file || this.writableLength > 0) return
+      this.file = undefined
+      this.releasing = file.close().then(
+        () => (this.releasing = undefined),
+        () => (this.releasing = undefined)
+      )
+    }, RELEASE_AFTER_MS)
+    this.releaseTimer.unref()
+  }
+
   private observe(chunk: Buffer): void {
     for (const observer of this.observers) observer.update(chunk)
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.silenceTimer)
+    clearTimeout(this.releaseTimer)
     const file = this.file
     this.file = undefined
-    if (!file) return callback(error)
+    if (!file) {
+      const releasing = this.releasing ?? Promise.resolve()
+      return void releasing.then(() => callback(error))
+    }
     file.close().then(
       () => callback(error),
       (closeError: Error) => callback(error ?? closeError)
