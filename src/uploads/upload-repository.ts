@@ -8,6 +8,7 @@ import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../events/event-schemas.js'
 import {SCHEMA_VERSION} from '../events/event-schemas.js'
 import {inFlightRefusal, type InFlightQuota, type InFlightUsage} from './caller-limits.js'
+import {UploadRowReads} from './upload-row-reads.js'
 import {UploadStatus} from './upload-status.js'
 
 export interface UploadProgress {
@@ -32,11 +33,15 @@ export interface UploadListQuery {
 }
 
 export class UploadRepository {
+  private readonly reads: UploadRowReads
+
   constructor(
     private readonly db: DataSource,
     /** Checked on every insert that names its caller (off by default: tests, tools). */
     private readonly quota: InFlightQuota = {uploads: 0, bytes: 0}
-  ) {}
+  ) {
+    this.reads = new UploadRowReads(db)
+  }
 
   /** A new upload; past its caller's in-flight quota, TooManyRequests (429) and no row. */
   async insert(record: NewUpload): Promise<UploadRecord> {
@@ -88,7 +93,7 @@ export class UploadRepository {
   /** null for an id that no upload could have (no query: a NUL byte would make PostgreSQL fail). */
   async findById(id: string): Promise<UploadRecord | null> {
     if (!isUploadId(id)) return null
-    return this.db.getRepository(UploadEntity).findOneBy({id})
+    return this.reads.load(id)
   }
 
   /** False when the upload is no longer receiving (completed, expired, terminated): nothing changed. */
