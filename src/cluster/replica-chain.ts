@@ -11,6 +11,7 @@
  * for the rest of its chain; whatever a chain did not deliver, the sender sends directly, and
  * the catch-up loop stays the guarantee.
  */
+import {WriteStream} from 'node:fs'
 import {open, type FileHandle} from 'node:fs/promises'
 import {PassThrough, Readable} from 'node:stream'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
@@ -19,7 +20,7 @@ import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
 import {BUNDLE_CONTENT_TYPE, type BundleLink, type BundleResult} from './replica-bundle.js'
-import {REPLICA_PREFIX, replicaPath} from './replica-paths.js'
+import {bundlePath, replicaPath} from './replica-paths.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
 export const CHAIN_HEADER = 'x-replica-chain'
@@ -41,14 +42,28 @@ export function parseChain(header: string | undefined): string[] {
   return ids
 }
 
+/**
+ * The signed request that posts a bundle of `uploadId` to `target`, asked to forward it to
+ * `chain` (node ids, in order): the one builder for the sender and for every peer on the chain.
+ */
+export function bundleRequest(cluster: Cluster, uploadId: string, target: ClusterNode, chain: string[]): {url: URL; headers: Record<string, string>} {
+  const path = bundlePath(uploadId)
+  const headers = cluster.sign('POST', path, target, {'content-type': BUNDLE_CONTENT_TYPE, ...(chain.length > 0 ? {[CHAIN_HEADER]: chain.join(',')} : {})})
+  return {url: new URL(path, target.url), headers}
+}
+
 /** The copy a chain forwards from stopped arriving before its last byte. */
 export class SourceEndedShort extends Error {
   override name = 'SourceEndedShort'
 }
 
-/** A partial file being written, which followers read as it grows. */
+/**
+ * A partial file being written, which followers read as it grows: they wait for the writer's
+ * word (`grew`, after each write lands; `end`), never poll.
+ */
 export class GrowingFile {
   private ended = false
+  private waiters: Array<() => void> = []
 
   private constructor(
     private readonly handle: FileHandle,
@@ -62,9 +77,17 @@ export class GrowingFile {
     return new GrowingFile(await open(file, 'r'), onDisk, size)
   }
 
+  /** A write landed: followers waiting for bytes look again. */
+  grew(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+  }
+
   /** The writer is done (complete or not): followers send what there is, then stop. */
   end(): void {
     this.ended = true
+    this.grew()
   }
 
   /** The file's bytes from `from` to its size, waiting for them as they are written. */
@@ -82,13 +105,44 @@ export class GrowingFile {
       } else if (this.ended) {
         throw new SourceEndedShort(`the copy arriving here ended at ${position} of ${this.size} bytes`)
       } else {
-        await new Promise((resolve) => setTimeout(resolve, 5))
+        await this.nextWrite(signal)
       }
     }
   }
 
+  private nextWrite(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        signal.removeEventListener('abort', wake)
+        resolve()
+      }
+      signal.addEventListener('abort', wake, {once: true})
+      this.waiters.push(wake)
+    })
+  }
+
   close(): Promise<void> {
     return this.handle.close()
+  }
+}
+
+/**
+ * The partial file's writer (an fs.WriteStream) that says when each of its writes has landed
+ * ('written', after `bytesWritten` counts it), so a GrowingFile's followers wake then.
+ */
+export class PartialFileWriter extends (WriteStream as unknown as new (path: string, options: {flags: string; start: number; highWaterMark: number}) => WriteStream) {
+  override _write(chunk: Buffer, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    super._write(chunk, encoding, (error) => {
+      done(error)
+      if (!error) this.emit('written')
+    })
+  }
+
+  override _writev(chunks: Array<{chunk: Buffer; encoding: BufferEncoding}>, done: (error?: Error | null) => void): void {
+    super._writev!(chunks, (error) => {
+      done(error)
+      if (!error) this.emit('written')
+    })
   }
 }
 
@@ -186,11 +240,10 @@ export class ChainForwarder {
         letGo()
         return unreached(chain, `${chain[0]} is not a live peer`)
       }
-      const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
       const rest = chain.slice(1)
-      const headers = this.deps.cluster.sign('POST', bundlePath, next, {'content-type': BUNDLE_CONTENT_TYPE, ...(rest.length > 0 ? {[CHAIN_HEADER]: rest.join(',')} : {})})
+      const {url, headers} = bundleRequest(this.deps.cluster, uploadId, next, rest)
       try {
-        const res = await peerRequest(new URL(bundlePath, next.url), {method: 'POST', headers, body: down})
+        const res = await peerRequest(url, {method: 'POST', headers, body: down})
         const text = await readText(res, 4 << 20)
         if (res.statusCode !== 200) throw new Error(`${next.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 300)}`)
         const result = JSON.parse(text) as BundleResult

@@ -17,9 +17,8 @@ import {artifactUrlPath, uploadMediaDir} from '../media/artifact-files.js'
 import type {Cluster} from './cluster.js'
 import type {ClusterNode} from './node-registry.js'
 import {peerRequest, readText} from './peer-http.js'
-import {BUNDLE_CONTENT_TYPE, BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles, type BundleResult} from './replica-bundle.js'
-import {CHAIN_HEADER, sendAlongChain, type ChainLink} from './replica-chain.js'
-import {REPLICA_PREFIX} from './replica-paths.js'
+import {BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles, type BundleResult} from './replica-bundle.js'
+import {bundleRequest, sendAlongChain, type ChainLink} from './replica-chain.js'
 import type {ReplicaRepository} from './replica-repository.js'
 
 export interface ReplicationReport {
@@ -113,13 +112,12 @@ export class Replicator {
    * the peers it forwarded the bundle to stored).
    */
   private async pushBundle(uploadId: string, artifacts: ArtifactRecord[], source: ClusterNode, targets: ClusterNode[], signal?: AbortSignal, chain: ClusterNode[] = []): Promise<Array<PromiseSettledResult<BundleResult>>> {
-    const bundlePath = `${REPLICA_PREFIX}${encodeURIComponent(uploadId)}`
     const sends = targets.map((target) => {
       const writer = new BundleWriter()
-      const headers = this.cluster.sign('POST', bundlePath, target, {'content-type': BUNDLE_CONTENT_TYPE, ...(chain.length > 0 ? {[CHAIN_HEADER]: chain.map((n) => n.id).join(',')} : {})})
+      const {url, headers} = bundleRequest(this.cluster, uploadId, target, chain.map((n) => n.id))
       const answer = (async () => {
         try {
-          const res = await peerRequest(new URL(bundlePath, target.url), {method: 'POST', headers, body: writer.stream, signal})
+          const res = await peerRequest(url, {method: 'POST', headers, body: writer.stream, signal})
           const text = await readText(res, 1 << 20)
           if (res.statusCode !== 200) throw new Error(`${target.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 500)}`)
           return JSON.parse(text) as BundleResult
