@@ -41,6 +41,8 @@ export interface RequestContext {
    * for the write that follows under the same lock (a PATCH): taken once, then gone.
    */
   uploadUnderLock?: UploadRecord
+  /** A HEAD reading an upload whose lock another request holds: report it, repair nothing. */
+  readsUnlocked?: boolean
 }
 
 /**

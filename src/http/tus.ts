@@ -4,7 +4,7 @@
  * completion, Upload-Expires, and error answers that never blame the client for our faults.
  */
 import {Server as TusServer} from '@tus/server'
-import {EVENTS, type Locker} from '@tus/utils'
+import {ERRORS, EVENTS, type Lock, type Locker} from '@tus/utils'
 import {unlink} from 'node:fs/promises'
 import {STATUS_CODES, type IncomingMessage} from 'node:http'
 import type {Context, Middleware} from 'koa'
@@ -17,6 +17,7 @@ import {currentRequest, uploadBeforeLock} from '../request-context.js'
 import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
+import type {UploadLocker} from '../uploads/upload-locker.js'
 import {callerOf, type CallerLimits} from '../uploads/caller-limits.js'
 import {answerError} from './error-answer.js'
 import {drainUnreadBody} from './unread-body.js'
@@ -32,7 +33,7 @@ const answerHeaders = new WeakMap<Request, Record<string, string>>()
 export interface TusDeps {
   config: Config
   /** Serialises requests on one upload; shared with every other way of writing uploads. */
-  locker: Locker
+  locker: UploadLocker
   store: UploadStore
   uploads: UploadRepository
   completion: UploadCompletion
@@ -45,10 +46,13 @@ export function allowedOrigins(config: Pick<Config, 'corsOrigins'>): string[] | 
 
 export function createTusServer({config, locker, store, uploads, completion}: TusDeps): TusServer {
   store.extensions = TUS_EXTENSIONS
+  const headLocker = readerLocker(locker)
   const server = new TusServer({
     path: TUS_PATH,
     datastore: store,
-    locker,
+    // A HEAD only reads: it must not take the lock the way a write does (MemoryLocker asks the
+    // holder to let go, and @tus/server ends that PATCH 3 s later).
+    locker: (req) => (req.method === 'HEAD' ? headLocker : locker),
     maxSize: config.maxUploadSize,
     respectForwardedHeaders: config.trustProxy,
     exposedHeaders: TUS_EXPOSED_HEADERS,
@@ -83,6 +87,29 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
     if (context) context.createdUploadId = upload.id
   })
   return server
+}
+
+/**
+ * The lock a HEAD takes: the upload's lock when nobody holds it (so what it repairs after a crash
+ * is repaired under it), else none, and the store reads the upload without repairing anything
+ * (RequestContext.readsUnlocked): the writer in flight is neither waited for nor disturbed.
+ */
+function readerLocker(locker: UploadLocker): Locker {
+  return {
+    newLock(id: string): Lock {
+      let held: Lock | undefined
+      return {
+        async lock() {
+          held = locker.tryLock(id)
+          const context = currentRequest()
+          if (!held && context) context.readsUnlocked = true
+        },
+        async unlock() {
+          await held?.unlock()
+        },
+      }
+    },
+  }
 }
 
 export interface TusEndpointDeps extends Omit<ConcatDeps, 'uploadUrl'> {

@@ -87,7 +87,9 @@ export class UploadStore extends FileStore {
   override async getUpload(id: string): Promise<Upload> {
     // While a request of ours writes the upload, nothing died: its file runs ahead of the row
     // (checkpoints lag), and unverified bytes are still being checked. Repair only the rest.
-    const repair = !this.receiving.has(id)
+    // A HEAD that found the lock held (a writer in flight) repairs nothing either.
+    const context = currentRequest()
+    const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
     let repaired = false
     if (repair && row?.unverifiedFrom != null) {
@@ -96,7 +98,8 @@ export class UploadStore extends FileStore {
       repaired = true
     }
     const upload = await this.fromRow(row)
-    const context = currentRequest()
+    // Bytes a checksummed append has not verified yet are not the upload's (yet).
+    if (!repair && row?.unverifiedFrom != null && upload.offset > row.unverifiedFrom) upload.offset = row.unverifiedFrom
     if (context) {
       context.uploadOffset = upload.offset
       context.uploadExpiresAt = row?.status === UploadStatus.Uploading ? row.expiresAt : null

@@ -82,7 +82,7 @@ for (const kind of DATABASE_KINDS) {
         await pause(100)
         if (i === 24) {
           // Midway, well past the expiry counted from creation: alive, and its progress visible
-          // (the status API; a HEAD would take the lock, which ends the PATCH: tus resumption).
+          // (the status API).
           const status = (await (await fetch(`${node.url}/api/uploads/${idOf(url)}`)).json()) as {status: string; offset: number}
           assert.equal(status.status, 'uploading', 'during the long PATCH')
           seenMidway = status.offset
@@ -97,6 +97,31 @@ for (const kind of DATABASE_KINDS) {
       const row = await node.uploads.findById(idOf(url))
       assert.equal(row?.status, 'completed')
       assert.equal(row?.sha256, sha256(data))
+    })
+
+    it('a HEAD during a PATCH answers at once with the offset so far and leaves the PATCH streaming to its end', async () => {
+      const data = randomBytes(40 * 16 * 1024)
+      const url = await createUpload(node.url, data.length)
+      const patch = streamingPatch(url, 0, data.length)
+      let headOffset = -1
+      for (let i = 0; i < 40; i++) {
+        await patch.write(data.subarray(i * 16384, (i + 1) * 16384))
+        await pause(100)
+        if (i === 5) {
+          const started = Date.now()
+          const head = await request('HEAD', url, {headers: TUS})
+          assert.equal(head.status, 200)
+          assert.ok(Date.now() - started < 1000, `the HEAD did not wait for the PATCH (${Date.now() - started} ms)`)
+          headOffset = Number(head.headers['upload-offset'])
+        }
+      }
+      patch.end()
+      const res = await patch.response
+      assert.ok(!(res instanceof Error), `the PATCH was not cut: ${String(res)}`)
+      assert.equal(res.status, 204, res.body)
+      assert.equal(res.headers['upload-offset'], String(data.length))
+      assert.ok(headOffset > 0 && headOffset <= 6 * 16384, `the HEAD saw the bytes on disk so far (${headOffset})`)
+      assert.equal((await node.uploads.findById(idOf(url)))?.sha256, sha256(data))
     })
 
     it('the sweep leaves an upload whose lock is held alone, even past its expiry', async () => {
