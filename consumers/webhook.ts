@@ -20,7 +20,7 @@ export function webhookHandler(deps: ConsumerDeps, url: string, secret: string):
     const owed = await deliveries.owed(job.uploadId)
     for (const delivery of owed) {
       try {
-        await sendWebhook(url, key, delivery, {timeoutMs: deps.config.webhookTimeout, signal: context.signal})
+        await sendWebhook(url, key, delivery, {timeoutMs: deps.config.webhookTimeout, signal: context.signal, allowPrivate: deps.config.webhookAllowPrivate})
       } catch (error) {
         if (!(error instanceof WebhookFailed)) throw error
         await deliveries.failed(delivery.eventId, error.message)

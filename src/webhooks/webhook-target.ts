@@ -4,6 +4,7 @@
  * metadata endpoints live there) would let whoever sets it make the node call itself. Refused
  * unless WEBHOOK_ALLOW_PRIVATE=true.
  */
+import dns from 'node:dns'
 import {lookup} from 'node:dns/promises'
 import net from 'node:net'
 import os from 'node:os'
@@ -44,4 +45,24 @@ export async function checkWebhookTarget(url: string, allowPrivate: boolean): Pr
     const why = refusedAddress(address)
     if (why) throw new ConfigError(`invalid WEBHOOK_URL: it resolves to ${why} (${address}); set WEBHOOK_ALLOW_PRIVATE=true to allow it`)
   }
+}
+
+/**
+ * A `lookup` for http.request that resolves the host as usual and refuses, instead of
+ * connecting to, an address `refusedAddress` names: checked when the connection is made, so a
+ * name re-pointed after start (DNS rebinding) cannot make the node call itself.
+ */
+export const connectLookup: net.LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, {...options, all: true}, (error, addresses) => {
+    if (error) return callback(error, '', 0)
+    const own = ownAddresses()
+    for (const {address} of addresses) {
+      const why = refusedAddress(address, own)
+      if (why) return callback(Object.assign(new Error(`${hostname} resolves to ${why} (${address}); not called (WEBHOOK_ALLOW_PRIVATE is off)`), {code: 'EREFUSEDADDRESS'}), '', 0)
+    }
+    if (options.all) return callback(null, addresses as unknown as string, 0)
+    const [first] = addresses
+    if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), {code: 'ENOTFOUND'}), '', 0)
+    callback(null, first.address, first.family)
+  })
 }
