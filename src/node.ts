@@ -149,11 +149,13 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
     filePath: (id) => store.filePath(id),
     expiredGraceMs: config.expiredUploadGrace,
     originalRetentionMs: config.originalRetention,
+    eventRetentionMs: config.eventRetention,
     intervalMs: config.retentionInterval,
   })
   retention.onReport((report) => {
     metrics.retentionRemoved.inc({what: 'upload_rows'}, report.deletedRows.length)
     metrics.retentionRemoved.inc({what: 'originals'}, report.removedOriginals.length)
+    metrics.retentionRemoved.inc({what: 'events'}, report.prunedEvents)
   })
   retention.start()
   clusterParts.reconciler.start()

@@ -60,7 +60,7 @@ describe('retention', {timeout: 60_000}, () => {
   const removedAt = async (id: string) => ((await db.query(`SELECT original_removed_at FROM uploads WHERE id = $1`, [id])) as Array<{original_removed_at: Date | null}>)[0]?.original_removed_at
 
   const retention = (options: Partial<RetentionOptions> = {}) =>
-    new UploadRetention(db, pino({level: 'silent'}), {nodeId: HERE, filePath: file, expiredGraceMs: 7 * DAY, originalRetentionMs: 30 * DAY, intervalMs: 0, ...options})
+    new UploadRetention(db, pino({level: 'silent'}), {nodeId: HERE, filePath: file, expiredGraceMs: 7 * DAY, originalRetentionMs: 30 * DAY, eventRetentionMs: 7 * DAY, intervalMs: 0, ...options})
 
   test('removes what it should and nothing else', async () => {
     await upload('expired-old', UploadStatus.Expired, 8)
@@ -97,7 +97,7 @@ describe('retention', {timeout: 60_000}, () => {
     assert.ok(existsSync(file('ready-old')))
 
     const report = await retention().runOnce()
-    assert.deepEqual(report, {deletedRows: [], removedOriginals: ['ready-old']})
+    assert.deepEqual(report, {deletedRows: [], removedOriginals: ['ready-old'], prunedEvents: 0})
 
     assert.deepEqual(await ids(), [
       'completed-old', 'expired-recent', 'expired-with-artifacts', 'failed-old', 'ready-elsewhere', 'ready-job-running',
@@ -113,7 +113,28 @@ describe('retention', {timeout: 60_000}, () => {
       assert.ok(existsSync(file(id)), `${id} keeps its file`)
       assert.equal(await removedAt(id), null, `${id} is not marked`)
     }
-    assert.deepEqual(await retention().runOnce(), {deletedRows: [], removedOriginals: []}, 'a second pass finds nothing')
+    assert.deepEqual(await retention().runOnce(), {deletedRows: [], removedOriginals: [], prunedEvents: 0}, 'a second pass finds nothing')
+  })
+
+  test('prunes published events past EVENT_RETENTION, with their delivered webhooks; keeps unpublished, recent and still-owed ones', async () => {
+    await upload('events-up', UploadStatus.Ready, 1)
+    const event = async (name: string, publishedDaysAgo: number | null, delivery?: 'owed' | 'delivered') => {
+      const published = publishedDaysAgo === null ? null : new Date(Date.now() - publishedDaysAgo * DAY)
+      const [{id}] = (await db.query(`INSERT INTO outbox (topic, upload_id, payload, published_at) VALUES ($1, 'events-up', '{}', $2) RETURNING id`, [name, published])) as [{id: string}]
+      if (delivery) await db.query(`INSERT INTO webhook_deliveries (event_id, upload_id, topic, delivered_at) VALUES ($1, 'events-up', $2, $3)`, [id, name, delivery === 'delivered' ? published : null])
+    }
+    await event('old', 8)
+    await event('old-delivered', 9, 'delivered')
+    await event('old-owed', 10, 'owed')
+    await event('recent', 1, 'delivered')
+    await event('unpublished', null)
+    const report = await retention().runOnce()
+    assert.equal(report?.prunedEvents, 2)
+    const left = (await db.query(`SELECT topic FROM outbox WHERE upload_id = 'events-up' ORDER BY topic`)) as Array<{topic: string}>
+    assert.deepEqual(left.map((r) => r.topic), ['old-owed', 'recent', 'unpublished'])
+    const deliveries = (await db.query(`SELECT topic FROM webhook_deliveries WHERE upload_id = 'events-up' ORDER BY topic`)) as Array<{topic: string}>
+    assert.deepEqual(deliveries.map((r) => r.topic), ['old-owed', 'recent'], 'the delivered webhook of a pruned event goes with it; an owed one stays')
+    assert.equal((await retention().runOnce())?.prunedEvents, 0)
   })
 
   test('runs on one node at a time', async () => {

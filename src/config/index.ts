@@ -158,6 +158,8 @@ export const configSchema = z.object({
   retentionInterval: duration,
   /** Expired or terminated uploads' rows are deleted this long after they ended. */
   expiredUploadGrace: duration,
+  /** Published events (outbox rows, delivered webhooks) are deleted this long after they were published. */
+  eventRetention: duration,
   /** Completed originals are deleted this long after completion once their artifacts exist; unset or "off": kept. */
   originalRetention: z.preprocess((v) => (v === '' || v === 'off' ? null : v), duration.nullish()).transform((v) => v ?? undefined),
   /** Where upload.completed, upload.ready, upload.failed and job.dead are POSTed (webhooks/); unset: no webhooks. */
@@ -227,6 +229,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   metricsToken: 'METRICS_TOKEN',
   retentionInterval: 'RETENTION_INTERVAL',
   expiredUploadGrace: 'EXPIRED_UPLOAD_GRACE',
+  eventRetention: 'EVENT_RETENTION',
   originalRetention: 'ORIGINAL_RETENTION',
   webhookUrl: 'WEBHOOK_URL',
   webhookSecret: 'WEBHOOK_SECRET',

@@ -66,7 +66,7 @@ export class NodeMetrics {
 
   readonly replicationLag = new Gauge({name: 'ingest_replication_lag_seconds', help: 'How far behind each peer is in receiving this node\'s artifacts.', labelNames: ['peer'] as const, registers: [this.registry]})
 
-  readonly retentionRemoved = new Counter({name: 'ingest_retention_removed_total', help: 'What the retention job removed: expired/terminated upload rows, completed originals.', labelNames: ['what'] as const, registers: [this.registry]})
+  readonly retentionRemoved = new Counter({name: 'ingest_retention_removed_total', help: 'What the retention job removed: expired/terminated upload rows, completed originals, published events.', labelNames: ['what'] as const, registers: [this.registry]})
 
   constructor(labels: {nodeId: string}) {
     this.registry.setDefaultLabels({node: labels.nodeId})

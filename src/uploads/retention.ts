@@ -7,7 +7,9 @@
  * - UploadRetention (this file) runs rarely, on one node at a time (a PostgreSQL advisory lock),
  *   on what the sweeper and the media pipeline left behind: it deletes the rows of expired and
  *   terminated uploads once a grace period has passed, and, when ORIGINAL_RETENTION is set,
- *   deletes completed originals whose artifacts exist, marking the row (original_removed_at).
+ *   deletes completed originals whose artifacts exist, marking the row (original_removed_at);
+ *   and it prunes published events (outbox rows and the webhook deliveries made of them) older
+ *   than EVENT_RETENTION, so the tables that every upload writes to do not grow forever.
  *
  * Rows any node may delete; an original's bytes are on the disk of the node that received it, so
  * each node removes only its own (the lock holder changes from pass to pass, so each gets its turn).
@@ -25,6 +27,11 @@ export interface RetentionOptions {
   expiredGraceMs: number
   /** How long after completion an original is kept once its artifacts exist; undefined: forever. */
   originalRetentionMs: number | undefined
+  /**
+   * How long a published event stays (an SSE client resuming from it, a webhook body built from
+   * it); one whose webhook delivery is still owed stays until it is delivered.
+   */
+  eventRetentionMs: number
   /** Between passes; 0: no timer (runOnce only). */
   intervalMs: number
   batchSize?: number
@@ -35,6 +42,8 @@ export interface RetentionReport {
   deletedRows: string[]
   /** Ids of uploads whose original file this node removed. */
   removedOriginals: string[]
+  /** How many published events (outbox rows) were deleted. */
+  prunedEvents: number
 }
 
 const LOCK = 'video-ingest:retention'
@@ -75,11 +84,11 @@ export class UploadRetention {
       const report = await this.db.transaction(async (tx) => {
         const [{locked}] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`, [LOCK])) as [{locked: boolean}]
         if (!locked) return null
-        return {deletedRows: await this.deleteGoneRows(tx), removedOriginals: await this.removeOriginals(tx)}
+        return {deletedRows: await this.deleteGoneRows(tx), removedOriginals: await this.removeOriginals(tx), prunedEvents: await this.pruneEvents(tx)}
       })
       if (!report) return null
-      if (report.deletedRows.length || report.removedOriginals.length) {
-        this.log.info({deletedRows: report.deletedRows.length, removedOriginals: report.removedOriginals.length}, 'retention pass')
+      if (report.deletedRows.length || report.removedOriginals.length || report.prunedEvents) {
+        this.log.info({deletedRows: report.deletedRows.length, removedOriginals: report.removedOriginals.length, prunedEvents: report.prunedEvents}, 'retention pass')
       }
       for (const listener of this.listeners) listener(report)
       return report
@@ -138,6 +147,26 @@ export class UploadRetention {
       removed.push(id)
     }
     return removed
+  }
+
+  /**
+   * Published events older than EVENT_RETENTION, with their delivered webhook deliveries; an
+   * event whose delivery is still owed (a dead webhook job waiting to be requeued) is kept, as
+   * its delivery needs it. One batch per pass, as the other steps.
+   */
+  private async pruneEvents(tx: EntityManager): Promise<number> {
+    const rows = await records(
+      tx,
+      `WITH old AS (
+         SELECT o.id FROM outbox o
+          WHERE o.published_at < now() - $1::float8 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = o.id AND d.delivered_at IS NULL)
+          ORDER BY o.published_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+       deliveries AS (DELETE FROM webhook_deliveries d USING old WHERE d.event_id = old.id)
+       DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING o.id`,
+      [this.options.eventRetentionMs, this.options.batchSize ?? 1000]
+    )
+    return rows.length
   }
 }
 
