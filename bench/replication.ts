@@ -14,9 +14,10 @@
  * The timed part is one `Replicator.replicateUpload` pass run by node1's worker process
  * (bench/tools/replication-worker.ts, in node1's host: what node1's fan-out consumer runs on
  * artifact.created), until it returns, i.e. until both peers have answered that they verified
- * the sha256 and recorded their replica. The nodes' periodic catch-up is off, so nothing else
- * sends. Every repetition starts cold: the peers' copies and their `replicas` rows are deleted
- * (for rsync, the target directories emptied), then `sync`, untimed.
+ * the copy (by its wire hash, xxHash3-128) and recorded their replica. The nodes' periodic
+ * catch-up is off, so nothing else sends. Every repetition starts cold: the peers' copies and
+ * their `replicas` rows are deleted (for rsync, the target directories emptied), then `sync`,
+ * untimed.
  */
 import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
@@ -25,6 +26,7 @@ import {mkdir, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {createReadStream} from 'node:fs'
+import {wireHasher} from '../src/media/wire-hash.js'
 import {createTestbed, testbedUnavailable, type Testbed} from '../test/support/netns.js'
 import {CLUSTER_SECRET, startCluster, type BenchCluster} from './lib/cluster.js'
 import {formatBytes, MiB} from './lib/format.js'
@@ -47,6 +49,8 @@ interface ArtifactFile {
   contentType: string
   size: number
   sha256: string
+  /** The wire hash receivers verify copies by (src/media/wire-hash.ts), as describeFile takes it. */
+  xxh128: string
 }
 
 interface Scenario {
@@ -59,19 +63,23 @@ interface Scenario {
   networkGoal: {ratio: number; text: string}
 }
 
-async function sha256File(file: string): Promise<string> {
+async function hashesOf(file: string): Promise<{sha256: string; xxh128: string}> {
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
-  return hash.digest('hex')
+  const wire = await wireHasher()
+  for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20})) {
+    hash.update(chunk as Buffer)
+    wire.update(chunk as Buffer)
+  }
+  return {sha256: hash.digest('hex'), xxh128: wire.digest('hex')}
 }
 
 /** Files under node1's media directory for `uploadId`, and their rows in `artifacts`. */
 async function placeArtifacts(cluster: BenchCluster, uploadId: string, files: ArtifactFile[]): Promise<void> {
   for (const file of files) {
     await cluster.db.query(
-      `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, content_type, node_id, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'node1', now(), now())`,
-      [uploadId, file.kind, file.rendition, file.path, file.size, file.sha256, file.contentType]
+      `INSERT INTO artifacts (upload_id, kind, rendition, path, size, sha256, xxh128, content_type, node_id, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'node1', now(), now())`,
+      [uploadId, file.kind, file.rendition, file.path, file.size, file.sha256, file.xxh128, file.contentType]
     )
   }
 }
@@ -81,7 +89,7 @@ async function bigArtifact(cluster: BenchCluster, size: number): Promise<Scenari
   const file = path.join(cluster.dataDirs[0]!, 'media', uploadId, 'video.mp4')
   await mkdir(path.dirname(file), {recursive: true})
   await generateFile(file, size)
-  const files: ArtifactFile[] = [{path: 'video.mp4', kind: 'mp4', rendition: '', contentType: 'video/mp4', size, sha256: await sha256File(file)}]
+  const files: ArtifactFile[] = [{path: 'video.mp4', kind: 'mp4', rendition: '', contentType: 'video/mp4', size, ...(await hashesOf(file))}]
   await placeArtifacts(cluster, uploadId, files)
   return {label: `${formatBytes(size)} artifact`, uploadId, files, bytes: size, goal: {ratio: 1, text: 'faster than rsync (time ratio <= 1)'}, networkGoal: {ratio: 0.6, text: 'time ratio <= 0.6'}}
 }
@@ -96,7 +104,8 @@ async function hlsFolder(cluster: BenchCluster): Promise<Scenario> {
   const put = async (relative: string, data: Buffer, kind: 'hls', rendition: string, contentType: string) => {
     await mkdir(path.dirname(path.join(root, relative)), {recursive: true})
     await writeFile(path.join(root, relative), data)
-    files.push({path: relative, kind, rendition, contentType, size: data.length, sha256: createHash('sha256').update(data).digest('hex')})
+    const wire = await wireHasher()
+    files.push({path: relative, kind, rendition, contentType, size: data.length, sha256: createHash('sha256').update(data).digest('hex'), xxh128: wire.update(data).digest('hex')})
   }
   for (const rendition of renditions) {
     const playlist = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-TARGETDURATION:4', '#EXT-X-PLAYLIST-TYPE:VOD']
@@ -239,7 +248,7 @@ async function measureOn(testbed: Testbed | undefined, workDir: string): Promise
         if (side === 'ours' && scenario === scenarios[0]) {
           // The big artifact's copies checked once end to end (the peers verified them already).
           for (const i of PEERS) {
-            const digest = await sha256File(path.join(live.dataDirs[i]!, 'media', scenario.uploadId, 'video.mp4'))
+            const {sha256: digest} = await hashesOf(path.join(live.dataDirs[i]!, 'media', scenario.uploadId, 'video.mp4'))
             if (digest !== scenario.files[0]!.sha256) throw new Error(`${live.ids[i]}'s copy of the big artifact has the wrong sha256`)
           }
         }

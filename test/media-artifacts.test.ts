@@ -3,7 +3,9 @@
  * master playlist's per-rendition rows, and saving a grown master playlist in place.
  */
 import assert from 'node:assert/strict'
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {createHash, randomBytes} from 'node:crypto'
+import {xxhash128} from 'hash-wasm'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -11,6 +13,7 @@ import type {DataSource} from 'typeorm'
 import {ReplicaRepository} from '../src/cluster/replica-repository.js'
 import {openDatabase} from '../src/db/database.js'
 import {ArtifactPerPath1733300000000} from '../src/db/migrations/1733300000000-artifact-per-path.js'
+import {describeFile} from '../src/media/artifact-files.js'
 import {MediaRepository} from '../src/media/media-repository.js'
 
 const hash = (c: string) => c.repeat(64)
@@ -30,8 +33,20 @@ describe('artifact rows, one per path', () => {
   const upload = async (id: string) =>
     db.query(`INSERT INTO uploads (id, size, bytes_received, status, node_id) VALUES ($1, 10, 10, 'ready', 'n1')`, [id])
   const artifactRows = (id: string) =>
-    db.query(`SELECT kind, rendition, path, sha256, size FROM artifacts WHERE upload_id = $1 ORDER BY path`, [id]) as Promise<Array<Record<string, string>>>
-  const file = (p: string, c: string, size = 100) => ({path: p, size, sha256: hash(c), contentType: 'application/vnd.apple.mpegurl'})
+    db.query(`SELECT kind, rendition, path, sha256, xxh128, size FROM artifacts WHERE upload_id = $1 ORDER BY path`, [id]) as Promise<Array<Record<string, string>>>
+  const file = (p: string, c: string, size = 100) => ({path: p, size, sha256: hash(c), xxh128: hash(c).slice(0, 32), contentType: 'application/vnd.apple.mpegurl'})
+
+  it('a described file carries its sha256 and its xxHash3-128 wire hash, taken in one read', async () => {
+    await writeFile(path.join(dataDir, 'empty.ts'), '')
+    const empty = await describeFile(dataDir, 'empty.ts')
+    assert.equal(empty.xxh128, '99aa06d3014798d86001c324468d497f', 'the reference XXH3-128 of no bytes')
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    await writeFile(path.join(dataDir, 'segment.ts'), data)
+    const described = await describeFile(dataDir, 'segment.ts')
+    assert.equal(described.sha256, createHash('sha256').update(data).digest('hex'))
+    assert.equal(described.xxh128, await xxhash128(data), 'the streamed hash equals the one-shot one')
+    assert.equal(described.size, data.length)
+  })
 
   it('the master playlist saved with each rendition is one row, holding the newest bytes', async () => {
     await upload('grow')
@@ -40,8 +55,8 @@ describe('artifact rows, one per path', () => {
     await repo.saveArtifacts('grow', 'n1', [{kind: 'hls', rendition: '720p', files: [file('hls/720p/index.m3u8', 'c')]}, {kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'd', 140)]}])
     const rows = await artifactRows('grow')
     assert.deepEqual(
-      rows.filter((r) => r.path === 'hls/master.m3u8').map((r) => [r.rendition, r.sha256, Number(r.size)]),
-      [['', hash('d'), 140]]
+      rows.filter((r) => r.path === 'hls/master.m3u8').map((r) => [r.rendition, r.sha256, r.xxh128, Number(r.size)]),
+      [['', hash('d'), hash('d').slice(0, 32), 140]]
     )
     assert.equal((await repo.findArtifact('grow', 'hls/master.m3u8'))?.sha256, hash('d'))
   })

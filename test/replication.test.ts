@@ -16,7 +16,7 @@ import tar from 'tar-stream'
 import {signRequest} from '../src/cluster/cluster-signature.js'
 import {BUNDLE_FILE_LIMIT} from '../src/cluster/replica-bundle.js'
 import {Replicator} from '../src/cluster/replication.js'
-import {placeArtifacts, sha256} from './support/artifacts.js'
+import {placeArtifacts, sha256, xxh128} from './support/artifacts.js'
 import {startFlakyProxy, type FlakyProxy} from './support/flaky-proxy.js'
 import {createUpload, request} from './support/http.js'
 import {freshSchema, startTestNode, type TestNode} from './support/node.js'
@@ -216,6 +216,68 @@ describe('fan-out of artifacts to peers', () => {
     }
   })
 
+  describe('a large copy sent to node2 by hand', () => {
+    const size = BUNDLE_FILE_LIMIT + 100_000
+    const put = (uploadId: string, data: Buffer, claimed: {sha256: string; xxh128?: string}) => {
+      const target = `/internal/replicas/${uploadId}/video.mp4`
+      const to = {id: 'node2', incarnation: node2().cluster.cluster.registry.incarnation!}
+      const headers: Record<string, string> = {
+        'x-artifact-sha256': claimed.sha256,
+        ...(claimed.xxh128 ? {'x-artifact-xxh128': claimed.xxh128} : {}),
+        'x-artifact-size': String(data.length),
+        'upload-offset': '0',
+        'content-length': String(data.length),
+      }
+      const signature = signRequest(SECRET, 'node1', to, {method: 'PUT', path: target, headers})
+      return request('PUT', `${node2().url}${target}`, {headers: {...headers, 'x-cluster-signature': signature, 'content-type': 'application/octet-stream'}, body: data})
+    }
+    const flipped = (data: Buffer) => {
+      const copy = Buffer.from(data)
+      copy[Math.floor(copy.length / 2)]! ^= 0x01
+      return copy
+    }
+    const onNode2 = (uploadId: string) => path.join(node2().dataDir, 'media', uploadId)
+
+    it('refuses a copy with one flipped byte by its wire hash, keeps nothing of it, then takes the right bytes', async () => {
+      const data = randomBytes(size)
+      const uploadId = await placeOnNode1({'video.mp4': data})
+      const claimed = {sha256: sha256(data), xxh128: await xxh128(data)}
+      const bad = await put(uploadId, flipped(data), claimed)
+      assert.equal(bad.status, 400)
+      assert.match(bad.body, /does not match the artifact's xxh3-128/)
+      await assert.rejects(stat(path.join(onNode2(uploadId), 'video.mp4')), 'nothing visible')
+      await assert.rejects(stat(path.join(onNode2(uploadId), '.replica-video.mp4.part')), 'the bad partial is discarded')
+      assert.deepEqual(await replicaRows(uploadId), [])
+      const good = await put(uploadId, data, claimed)
+      assert.equal(good.status, 201)
+      assert.equal(sha256(await readFile(path.join(onNode2(uploadId), 'video.mp4'))), sha256(data))
+      assert.deepEqual((await replicaRows(uploadId)).map((r) => r.node_id), ['node2'])
+    })
+
+    it('refuses a copy whose sender names another wire hash than the row: the artifact changed', async () => {
+      const data = randomBytes(size)
+      const uploadId = await placeOnNode1({'video.mp4': data})
+      const res = await put(uploadId, data, {sha256: sha256(data), xxh128: '0'.repeat(32)})
+      assert.equal(res.status, 409)
+    })
+
+    it('verifies a copy of an artifact whose row has no wire hash (made before it had one) by its sha256', async () => {
+      const data = randomBytes(size)
+      const uploadId = idOf(await createUpload(node1().url, 1))
+      await placeArtifacts(node1().db, {id: 'node1', dataDir: node1().dataDir}, uploadId, {'video.mp4': data}, {wireHash: false})
+      const bad = await put(uploadId, flipped(data), {sha256: sha256(data)})
+      assert.equal(bad.status, 400)
+      assert.match(bad.body, /does not match the artifact's sha256/)
+      const good = await put(uploadId, data, {sha256: sha256(data)})
+      assert.equal(good.status, 201)
+      // And fan-out itself, to node3, by the same fallback.
+      const report = await replicator().replicateUpload(uploadId)
+      assert.deepEqual(report.failed, [])
+      await assertCopies(node3(), uploadId, {'video.mp4': data})
+      assert.deepEqual((await replicaRows(uploadId)).map((r) => r.node_id), ['node2', 'node3'])
+    })
+  })
+
   describe('a bundle sent to node2 by hand', () => {
     let uploadId: string
     const good = randomBytes(2000)
@@ -245,7 +307,7 @@ describe('fan-out of artifacts to peers', () => {
       const answer = JSON.parse(res.body) as {stored: string[]; rejected: Array<{path: string; reason: string}>}
       assert.deepEqual(answer.stored, ['poster.jpg'])
       assert.deepEqual(answer.rejected.map((r) => r.path), ['thumbs/1.jpg'])
-      assert.match(answer.rejected[0]!.reason, /sha256/)
+      assert.match(answer.rejected[0]!.reason, /xxh3-128/, 'checked by the wire hash in its row')
       await assert.rejects(stat(path.join(node2().dataDir, 'media', uploadId, 'thumbs', '1.jpg')))
       assert.deepEqual((await replicaRows(uploadId)).map((r) => `${r.path}@${r.node_id}`), ['poster.jpg@node2'])
     })

@@ -4,7 +4,7 @@
  * an HMAC-SHA256 with CLUSTER_SECRET over the method, the path with its query, the time, the
  * sender, the target node and its incarnation (when it started), a random nonce, and the
  * headers that say who asks and what the body is: `Authorization` (a forwarded client's token:
- * the caller identity), `Content-Digest`, `Content-Length`, the artifact's digest and size, the
+ * the caller identity), `Content-Digest`, `Content-Length`, the artifact's digests and size, the
  * peers a replica is forwarded to, and the tus headers that shape a write.
  *
  * A request is accepted once: older or newer than five minutes, for another node or another
@@ -22,6 +22,7 @@ export const SIGNED_HEADERS = [
   'content-digest',
   'content-length',
   'x-artifact-sha256',
+  'x-artifact-xxh128',
   'x-artifact-size',
   'upload-offset',
   'upload-length',

@@ -3,7 +3,7 @@
  * - HEAD /internal/replicas/<upload>/<path>: what this node holds of an artifact (verified
  *   copy, or how many bytes of an interrupted one);
  * - PUT  /internal/replicas/<upload>/<path>: receive an artifact from Upload-Offset on, verify
- *   its sha256 once complete, then make it visible and record the replica; with X-Replica-Chain,
+ *   its wire hash (X-Artifact-Xxh128; sha256 for rows without one) as it streams, then make it visible and record the replica; with X-Replica-Chain,
  *   forward it to those peers while it arrives, and answer what became of each (replica-chain.ts);
  * - POST /internal/replicas/<upload>: receive a bundle (tar) of the upload's small artifacts,
  *   each verified and recorded the same way; answers which were stored and which were not;
@@ -88,6 +88,7 @@ export function internalRoutes(deps: InternalDeps): Middleware<AppState> {
     if (ctx.method !== 'PUT') throw new NotFound('no such internal endpoint')
     const claimed = {
       sha256: ctx.get('x-artifact-sha256'),
+      xxh128: ctx.get('x-artifact-xxh128') || undefined,
       size: nonNegativeInt(ctx.get('x-artifact-size'), 'X-Artifact-Size'),
       offset: nonNegativeInt(ctx.get('upload-offset'), 'Upload-Offset'),
     }

@@ -7,7 +7,8 @@
  * A peer forwards from its own partial file as it grows (never from the socket), so each hop
  * keeps its own pace and offset: the next peer may resume from any offset, even one behind what
  * this peer started from, and a next peer that fails is skipped: the one after it is sent the
- * same file from its own offset. Every peer verifies the sha256 of what it holds, and answers
+ * same file from its own offset. Every peer verifies what it holds (by the wire hash, see
+ * src/media/wire-hash.ts), and answers
  * for the rest of its chain; whatever a chain did not deliver, the sender sends directly, and
  * the catch-up loop stays the guarantee.
  */
@@ -192,6 +193,7 @@ async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNo
   const offset = Number(probe.headers['upload-offset'] ?? 0)
   const headers = deps.cluster.sign('PUT', path, node, {
     'x-artifact-sha256': artifact.sha256,
+    ...(artifact.xxh128 ? {'x-artifact-xxh128': artifact.xxh128} : {}),
     'x-artifact-size': String(artifact.size),
     'upload-offset': String(offset),
     'content-length': String(artifact.size - offset),

@@ -1,11 +1,11 @@
 /**
  * The receiving end of fan-out, on every node: artifact copies arrive here from peers, are
- * checked against the sha256 in their `artifacts` row, become visible by rename (the media
- * route never serves dot-names, so a half-written copy is never served), and are recorded as
- * replicas. Large artifacts come one per request and resume from where a cut left them; small
+ * checked while they stream against the wire hash in their `artifacts` row (xxHash3-128, see
+ * src/media/wire-hash.ts; sha256 for a row made before it had one), become visible by rename
+ * (the media route never serves dot-names, so a half-written copy is never served), and are
+ * recorded as replicas. Large artifacts come one per request and resume from where a cut left them; small
  * ones come in bundles (replica-bundle.ts).
  */
-import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {closeSync, createReadStream, mkdirSync, openSync, renameSync, writeSync, writevSync} from 'node:fs'
 import {mkdir, rename, stat, unlink} from 'node:fs/promises'
@@ -16,6 +16,7 @@ import {pipeline} from 'node:stream/promises'
 import {BadRequest, Conflict, NotFound} from '../errors.js'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
 import {artifactSegments, uploadMediaDir} from '../media/artifact-files.js'
+import {copyChecker} from '../media/wire-hash.js'
 import {BundleError, readBundle, type BundleResult} from './replica-bundle.js'
 import {GrowingFile, PartialFileWriter, type ChainForwarder, type ChainLink} from './replica-chain.js'
 import type {ReplicaRepository} from './replica-repository.js'
@@ -64,8 +65,9 @@ export class ReplicaReceiver {
    * bytes arrive; a resumed copy first re-reads what it already had. `chain`: peers to forward
    * the copy to while it arrives; the answer waits for them.
    */
-  async receive(artifact: ArtifactRecord, claimed: {sha256: string; size: number; offset: number}, body: Readable, chain: string[] = []): Promise<CopyResult> {
-    if (claimed.sha256 !== artifact.sha256 || claimed.size !== artifact.size) throw new Conflict('this artifact has changed since the copy started; start again')
+  async receive(artifact: ArtifactRecord, claimed: {sha256: string; xxh128?: string; size: number; offset: number}, body: Readable, chain: string[] = []): Promise<CopyResult> {
+    const wireChanged = claimed.xxh128 !== undefined && artifact.xxh128 !== null && claimed.xxh128 !== artifact.xxh128
+    if (claimed.sha256 !== artifact.sha256 || claimed.size !== artifact.size || wireChanged) throw new Conflict('this artifact has changed since the copy started; start again')
     return this.onePartialAtATime(this.paths(artifact).partial, () => this.append(artifact, claimed.offset, body, chain))
   }
 
@@ -74,14 +76,14 @@ export class ReplicaReceiver {
     await mkdir(dir, {recursive: true})
     const have = (await sizeOf(partial)) ?? 0
     if (offset !== have) throw new Conflict(`this node holds ${have} bytes of the copy, not ${offset}`, {'Upload-Offset': String(have)})
-    const hash = createHash('sha256')
-    if (have > 0) for await (const chunk of createReadStream(partial, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
+    const check = (await copyChecker())(artifact)
+    if (have > 0) for await (const chunk of createReadStream(partial, {highWaterMark: 1 << 20})) check.update(chunk as Buffer)
     let received = have
     const digest = new Transform({
       transform(chunk: Buffer, _enc, done) {
         if (received + chunk.length > artifact.size) return done(new BadRequest('the copy is longer than the artifact'))
         received += chunk.length
-        hash.update(chunk)
+        check.update(chunk)
         done(null, chunk)
       },
     })
@@ -99,9 +101,9 @@ export class ReplicaReceiver {
         forwarding?.file.end()
       }
       if (received < artifact.size) return {complete: false, offset: received}
-      if (hash.digest('hex') !== artifact.sha256) {
+      if (!check.matches()) {
         await unlink(partial).catch(() => {})
-        throw new BadRequest('the copy does not match the artifact sha256; it was discarded')
+        throw new BadRequest(`the copy does not match the artifact's ${check.algorithm}; it was discarded`)
       }
       await rename(partial, target)
       await this.replicas.record(artifact, this.selfId)
@@ -147,15 +149,16 @@ export class ReplicaReceiver {
     }
     const rejected: BundleResult['rejected'] = []
     const dirs = new Set<string>()
+    const checkCopyOf = await copyChecker()
     try {
       for await (const entry of readBundle(body)) {
         const artifact = artifacts.get(artifactSegments(entry.name).join('/'))
         if (!artifact) throw new Conflict(`${entry.name} is not an artifact of upload ${uploadId}`)
         if (entry.size !== artifact.size) throw new Conflict(`${entry.name} has ${entry.size} bytes in the bundle but ${artifact.size} in its row; it has changed, start again`)
-        const hash = createHash('sha256')
-        for (const chunk of entry.chunks) hash.update(chunk)
-        if (hash.digest('hex') !== artifact.sha256) {
-          rejected.push({path: artifact.path, reason: 'does not match the artifact sha256; discarded'})
+        const check = checkCopyOf(artifact)
+        for (const chunk of entry.chunks) check.update(chunk)
+        if (!check.matches()) {
+          rejected.push({path: artifact.path, reason: `does not match the artifact's ${check.algorithm}; discarded`})
           continue
         }
         try {

@@ -2,13 +2,14 @@
  * Artifacts on disk: where an upload's media lives, how a file becomes visible (written under
  * a dot-name temp path, renamed into place when complete: a killed worker leaves nothing
  * half-written that the media route would serve, since it never serves dot-names), and what
- * each file is (content type, size, sha256).
+ * each file is (content type, size, sha256 and the wire hash).
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {mkdir, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {BadRequest} from '../errors.js'
+import {wireHasher} from './wire-hash.js'
 
 export const CONTENT_TYPES: Record<string, string> = {
   '.m3u8': 'application/vnd.apple.mpegurl',
@@ -98,22 +99,28 @@ export interface ArtifactFile {
   path: string
   size: number
   sha256: string
+  /** Verifies its copies on the wire (wire-hash.ts). */
+  xxh128: string
   contentType: string
 }
 
+/** The file's size and both its hashes, in one read. */
 export async function describeFile(uploadDir: string, relative: string): Promise<ArtifactFile> {
   const full = path.join(uploadDir, relative)
   const hash = createHash('sha256')
+  const wire = await wireHasher()
   let size = 0
   // Large reads: an MP4 is tens of MiB, and the default 64 KiB chunks cost more than the hash.
   for await (const chunk of createReadStream(full, {highWaterMark: HASH_READ_BYTES})) {
     hash.update(chunk as Buffer)
+    wire.update(chunk as Buffer)
     size += (chunk as Buffer).length
   }
   return {
     path: relative.split(path.sep).join('/'),
     size,
     sha256: hash.digest('hex'),
+    xxh128: wire.digest('hex'),
     contentType: contentTypeOf(relative) ?? 'application/octet-stream',
   }
 }

@@ -83,7 +83,7 @@ export class MediaRepository {
   async saveArtifacts(uploadId: string, nodeId: string, groups: ArtifactGroup[]): Promise<ArtifactRecord[]> {
     const byPath = new Map(
       groups.flatMap(({kind, rendition, files}) =>
-        files.map((f) => [f.path, {uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, contentType: f.contentType, nodeId}] as const)
+        files.map((f) => [f.path, {uploadId, kind, rendition, path: f.path, size: f.size, sha256: f.sha256, xxh128: f.xxh128, contentType: f.contentType, nodeId}] as const)
       )
     )
     const values = [...byPath.values()]
@@ -95,7 +95,7 @@ export class MediaRepository {
         .insert()
         .into(ArtifactEntity)
         .values(values.map((v) => ({...v, createdAt: now, updatedAt: now})))
-        .orUpdate(['kind', 'rendition', 'size', 'sha256', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'path'])
+        .orUpdate(['kind', 'rendition', 'size', 'sha256', 'xxh128', 'content_type', 'node_id', 'updated_at'], ['upload_id', 'path'])
         .execute()
       const rows = await tx
         .getRepository(ArtifactEntity)

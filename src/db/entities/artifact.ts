@@ -15,6 +15,8 @@ export interface ArtifactRecord {
   path: string
   size: number
   sha256: string
+  /** xxHash3-128 of the bytes, which verifies copies on the wire (src/media/wire-hash.ts); null on rows made before it. */
+  xxh128: string | null
   contentType: string
   nodeId: string
   createdAt: Date
@@ -32,6 +34,7 @@ export const ArtifactEntity = new EntitySchema<ArtifactRecord>({
     path: {type: 'text'},
     size: {type: 'bigint', transformer: bigintAsNumber},
     sha256: {type: 'text'},
+    xxh128: {type: 'text', nullable: true},
     contentType: {name: 'content_type', type: 'text'},
     nodeId: {name: 'node_id', type: 'text'},
     createdAt: {name: 'created_at', type: 'timestamptz'},
