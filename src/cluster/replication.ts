@@ -4,8 +4,8 @@
  * skipped), and resumable: a large artifact's peer reports how much of an interrupted copy it
  * has and only the rest is sent. A large artifact travels along a chain of the peers that lack
  * it (replica-chain.ts: sent once, each peer forwarding to the next), and directly to any peer
- * the chain did not deliver to; small ones travel in bundles (replica-bundle.ts), and a cut
- * bundle loses only the entry in flight. This is what rsync did in the older design, minus
+ * the chain did not deliver to, those copies fed by one read (shared-read.ts); small ones
+ * travel in bundles (replica-bundle.ts), and a cut bundle loses only the entry in flight. This is what rsync did in the older design, minus
  * rsync's rescan of every file on every run: the database says what is where.
  */
 import {createReadStream, readFileSync} from 'node:fs'
@@ -20,6 +20,7 @@ import {peerRequest, readText} from './peer-http.js'
 import {BUNDLE_FILE_LIMIT, BundleWriter, groupIntoBundles, type BundleResult} from './replica-bundle.js'
 import {bundleRequest, sendAlongChain, type ChainLink} from './replica-chain.js'
 import type {ReplicaRepository} from './replica-repository.js'
+import {SharedRead} from './shared-read.js'
 
 export interface ReplicationReport {
   sent: number
@@ -61,8 +62,7 @@ export class Replicator {
         bundles.get(key)!.artifacts.push(artifact)
         continue
       }
-      const targets = this.options.chain === false ? missing.map((target) => [target]) : [missing]
-      for (const chain of targets) tasks.push(() => this.pushLarge(artifact, source, chain, report, signal))
+      tasks.push(() => this.pushLarge(artifact, source, missing, report, signal))
     }
     for (const {source, targets, artifacts: small} of bundles.values()) {
       for (const bundle of groupIntoBundles(small)) tasks.push(() => this.sendBundle(uploadId, bundle, source, targets, report, signal))
@@ -164,25 +164,34 @@ export class Replicator {
   }
 
   /**
-   * One large artifact to `chain`'s peers: along the chain, then directly to each peer the chain
-   * did not deliver to (a peer that failed mid-chain, or one that could not be reached through it).
+   * One large artifact to `targets`: along a chain of them (unless REPLICATION_CHAIN is off),
+   * then directly to each peer the chain did not deliver to (a peer that failed mid-chain, or
+   * one that could not be reached through it), all at once from one read of the artifact.
    */
-  private async pushLarge(artifact: ArtifactRecord, source: ClusterNode, chain: ClusterNode[], report: ReplicationReport, signal?: AbortSignal): Promise<void> {
+  private async pushLarge(artifact: ArtifactRecord, source: ClusterNode, targets: ClusterNode[], report: ReplicationReport, signal?: AbortSignal): Promise<void> {
     const deps = {cluster: this.cluster, replicas: this.replicas}
     const open = (offset: number) => this.openSource(artifact, source, offset, signal)
-    const count = (link: ChainLink) => {
-      if (link.status === 'sent') report.sent++
-      else if (link.status === 'held') report.skipped++
+    const count = (link: ChainLink | undefined) => {
+      if (link?.status === 'sent') report.sent++
+      else if (link?.status === 'held') report.skipped++
       else return false
       return true
     }
-    const links = await sendAlongChain(deps, artifact, chain, open, signal)
-    for (const target of chain) {
-      const link = links.find((l) => l.node === target.id)
-      if (link && count(link)) continue
-      const [direct] = chain.length > 1 ? await sendAlongChain(deps, artifact, [target], open, signal) : [link]
-      if (!direct || !count(direct)) report.failed.push({path: artifact.path, node: target.id, error: direct?.error ?? link?.error ?? 'not sent'})
-    }
+    const chained = this.options.chain !== false && targets.length > 1
+    const links = chained ? await sendAlongChain(deps, artifact, targets, open, signal) : []
+    const direct = targets.filter((target) => !count(links.find((l) => l.node === target.id)))
+    const read = new SharedRead(open, direct.length)
+    await Promise.all(
+      direct.map(async (target) => {
+        const share = read.share()
+        try {
+          const [link] = await sendAlongChain(deps, artifact, [target], share.open, signal)
+          if (!count(link)) report.failed.push({path: artifact.path, node: target.id, error: link?.error ?? links.find((l) => l.node === target.id)?.error ?? 'not sent'})
+        } finally {
+          share.done()
+        }
+      })
+    )
   }
 
   private localPath(artifact: ArtifactRecord): string {
