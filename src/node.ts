@@ -15,6 +15,7 @@ import {createAuthenticator} from './http/auth.js'
 import {createApp} from './http/app.js'
 import {createTusServer} from './http/tus.js'
 import {createCluster, type ClusterParts} from './cluster/index.js'
+import {openEarlyProbe} from './media/index.js'
 import type {JobKind} from './jobs/job-kinds.js'
 import {startPipeline, type Pipeline} from './jobs/pipeline.js'
 import type {JobRegistry} from './jobs/registry.js'
@@ -80,7 +81,17 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
   const locker = new UploadLocker()
   const store: UploadStore = new ObservedUploadStore(
     uploads,
-    {directory: storageDir, nodeId: config.nodeId, expiryMs: config.uploadExpiry, idleTimeoutMs: config.uploadIdleTimeout, maxSize: config.maxUploadSize, locker},
+    {
+      directory: storageDir,
+      nodeId: config.nodeId,
+      expiryMs: config.uploadExpiry,
+      idleTimeoutMs: config.uploadIdleTimeout,
+      maxSize: config.maxUploadSize,
+      locker,
+      // Media's early probe, injected: uploads know nothing of ffmpeg (test/import-graph.test.ts).
+      inspectHead: openEarlyProbe(config, log),
+      log,
+    },
     metrics
   )
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)

@@ -144,6 +144,10 @@ export const configSchema = z.object({
   x264Preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']),
   /** Longest a single ffmpeg run may take before its process tree is killed. */
   ffmpegTimeout: duration,
+  /** Longest one ffprobe reading of a file may take (a header, not a decode). */
+  mediaProbeTimeout: duration,
+  /** Inputs whose header declares more are refused (early, while they arrive, when it is at the front); unset or "off": no limit. */
+  mediaMaxDuration: z.preprocess((v) => (v === '' || v === 'off' ? null : v), duration.nullish()).transform((v) => v || undefined),
   thumbnailCount: z.coerce.number().int().min(0).max(100),
   /** Niceness of ffmpeg and ffprobe (0..19), so uploads keep their speed while media jobs run. */
   mediaNice: z.coerce.number().int().min(0).max(19),
@@ -221,6 +225,8 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   renditions: 'MEDIA_RENDITIONS',
   x264Preset: 'MEDIA_X264_PRESET',
   ffmpegTimeout: 'FFMPEG_TIMEOUT',
+  mediaProbeTimeout: 'MEDIA_PROBE_TIMEOUT',
+  mediaMaxDuration: 'MEDIA_MAX_DURATION',
   thumbnailCount: 'MEDIA_THUMBNAIL_COUNT',
   mediaNice: 'MEDIA_NICE',
   ffmpegPath: 'FFMPEG_PATH',

@@ -5,6 +5,7 @@
  * nothing of brokers: consumers/ adapts it to the job runner.
  */
 import path from 'node:path'
+import ms from 'ms'
 import type {Logger} from 'pino'
 import type {Config} from '../config/index.js'
 import {UploadStatus} from '../uploads/upload-status.js'
@@ -21,7 +22,7 @@ export interface MediaJobDeps {
   /** Located and checked at start-up (media/index.ts); a job waits for it, and fails while it is missing. */
   tools: Promise<MediaTools>
   repository: MediaRepository
-  config: Pick<Config, 'dataDir' | 'nodeId' | 'renditions' | 'x264Preset' | 'ffmpegTimeout' | 'thumbnailCount'>
+  config: Pick<Config, 'dataDir' | 'nodeId' | 'renditions' | 'x264Preset' | 'ffmpegTimeout' | 'thumbnailCount'> & Partial<Pick<Config, 'mediaMaxDuration'>>
   /**
    * The upload's received bytes as a local file: the upload store's own file when this node
    * holds it, else a copy fetched from the node that does; `release` removes such a copy.
@@ -83,6 +84,13 @@ export function progressWriter(context: Pick<MediaJobContext, 'progress' | 'log'
 const made = (taken: SnapshotsTaken) =>
   [...(taken.poster ? ['poster'] : []), `${taken.thumbnails.length} thumbnails`, ...(taken.storyboard.length > 0 ? ['storyboard'] : [])].join(', ')
 
+/** MEDIA_MAX_DURATION for inputs whose header early-probe.ts could not read while they arrived (moov last). */
+function refuseOverLong(probe: MediaProbe, maxDurationMs: number | undefined): void {
+  if (maxDurationMs && probe.duration * 1000 > maxDurationMs) {
+    throw new UnplayableMedia(`the file is ${ms(Math.round(probe.duration * 1000), {long: true})} long, more than the ${ms(maxDurationMs, {long: true})} this service accepts`)
+  }
+}
+
 /** Statuses in which an upload's bytes are complete and worth processing. */
 const PROCESSABLE: UploadStatus[] = [UploadStatus.Completed, UploadStatus.Processing, UploadStatus.Ready, UploadStatus.Failed]
 
@@ -96,6 +104,7 @@ export class MediaJobs {
     const source = await this.deps.acquireSource(upload)
     try {
       const probe = await probeMedia(await this.deps.tools, source.path)
+      refuseOverLong(probe, this.deps.config.mediaMaxDuration)
       await this.deps.repository.recordProbe(uploadId, probe)
       return {source: source.path, probe, release: source.release}
     } catch (error) {

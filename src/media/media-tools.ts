@@ -19,6 +19,8 @@ export interface MediaTools {
   ffprobePath: string
   /** Niceness every ffmpeg/ffprobe run gets (MEDIA_NICE); unset: the process's own. */
   nice?: number
+  /** Longest one ffprobe (or `ffmpeg -i`) reading of a file may take (MEDIA_PROBE_TIMEOUT); unset: 60 s. */
+  probeTimeoutMs?: number
 }
 
 /**
@@ -71,6 +73,7 @@ export interface MediaToolsConfig {
   ffmpegPath?: string | undefined
   ffprobePath?: string | undefined
   mediaNice?: number | undefined
+  mediaProbeTimeout?: number | undefined
 }
 
 /** Explicit paths first, then PATH, then the npm-shipped builds. */
@@ -82,7 +85,12 @@ export function locateMediaTools(config: MediaToolsConfig): MediaTools {
     ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform)']),
   ]
   if (missing.length > 0) throw new MediaToolsMissing(missing)
-  return {ffmpegPath: ffmpegPath!, ffprobePath: ffprobePath!, ...(config.mediaNice ? {nice: config.mediaNice} : {})}
+  return {
+    ffmpegPath: ffmpegPath!,
+    ffprobePath: ffprobePath!,
+    ...(config.mediaNice ? {nice: config.mediaNice} : {}),
+    ...(config.mediaProbeTimeout ? {probeTimeoutMs: config.mediaProbeTimeout} : {}),
+  }
 }
 
 /** Names in the first column after the flags in `ffmpeg -encoders` / `-filters` listings. */

@@ -6,8 +6,10 @@
 import {spawn} from 'node:child_process'
 import {open, stat} from 'node:fs/promises'
 import {createInterface} from 'node:readline'
-import ffmpeg, {type FfprobeData, type FfprobeStream} from 'fluent-ffmpeg'
-import {FfmpegFailed, UnplayableMedia} from './errors.js'
+import type {FfprobeData, FfprobeStream} from 'fluent-ffmpeg'
+import {FfmpegFailed, FfmpegTimedOut, UnplayableMedia} from './errors.js'
+import {probeWithFfmpeg} from './ffmpeg-input-probe.js'
+import {DEFAULT_PROBE_TIMEOUT_MS, FfprobeFailed, runFfprobe} from './ffprobe-run.js'
 import {lowerPriority, runTool, type MediaTools} from './media-tools.js'
 import {truncatedPercent} from './truncation.js'
 
@@ -102,7 +104,7 @@ function videoInfo(stream: FfprobeStream): VideoStreamInfo {
 }
 
 /** A short description of a file ffprobe cannot read, from its first bytes. */
-async function describeUnreadable(file: string): Promise<string> {
+export async function describeUnreadable(file: string): Promise<string> {
   const handle = await open(file, 'r')
   try {
     const head = Buffer.alloc(512)
@@ -116,12 +118,29 @@ async function describeUnreadable(file: string): Promise<string> {
   }
 }
 
-function ffprobe(tools: MediaTools, file: string): Promise<FfprobeData> {
-  return new Promise((resolve, reject) => {
-    ffmpeg(file)
-      .setFfprobePath(tools.ffprobePath)
-      .ffprobe((error: Error | null, data: FfprobeData) => (error ? reject(error) : resolve(data)))
-  })
+/**
+ * ffprobe's answer; where ffprobe crashes (the npm-shipped build on MPEG-TS), ffmpeg's own
+ * description of its input instead. A crash is certain to repeat, so it is never left to a
+ * retry: the fallback answers, or the file is unplayable (permanent) with the reason.
+ */
+async function describeMedia(tools: MediaTools, file: string): Promise<{data: FfprobeData; crashed: boolean}> {
+  try {
+    return {data: await runFfprobe(tools, file), crashed: false}
+  } catch (error) {
+    if (!(error instanceof FfprobeFailed)) throw error
+    const {failure, commandLine} = error
+    if (failure.kind === 'refused') throw new UnplayableMedia(await describeUnreadable(file), {commandLine, stderr: failure.stderr})
+    if (failure.kind === 'timed-out') throw new FfmpegTimedOut(tools.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS, commandLine, failure.stderr)
+    if (failure.kind === 'not-run') throw new FfmpegFailed(`ffprobe failed: ${error.message}`, commandLine, '')
+    try {
+      return {data: await probeWithFfmpeg(tools, file), crashed: true}
+    } catch (fallback) {
+      throw new UnplayableMedia(`the file could not be read (ffprobe ${tools.ffprobePath} crashed on it, ${failure.signal}, and ffmpeg could not describe it)`, {
+        commandLine,
+        stderr: `${failure.stderr}\n${(fallback as FfmpegFailed).stderr ?? ''}`,
+      })
+    }
+  }
 }
 
 export async function probeMedia(tools: MediaTools, file: string): Promise<MediaProbe> {
@@ -130,18 +149,11 @@ export async function probeMedia(tools: MediaTools, file: string): Promise<Media
   const truncatedAt = await truncatedPercent(file, size)
   if (truncatedAt !== undefined) throw new UnplayableMedia(`file is truncated at ${truncatedAt}%`)
 
-  let data: FfprobeData
-  try {
-    data = await ffprobe(tools, file)
-  } catch (error) {
-    const [first, ...rest] = (error as Error).message.split('\n')
-    const commandLine = `${tools.ffprobePath} -show_streams -show_format ${file}`
-    if (/exited with code/.test(first ?? '')) throw new UnplayableMedia(await describeUnreadable(file), {commandLine, stderr: rest.join('\n')})
-    throw new FfmpegFailed(`ffprobe failed: ${first}`, commandLine, rest.join('\n'))
-  }
-  // Chrome's MediaRecorder writes WebM with no Duration element (nor stream durations).
+  const {data, crashed} = await describeMedia(tools, file)
+  // Chrome's MediaRecorder writes WebM with no Duration element (nor stream durations). The
+  // packet pass is ffprobe's: skipped where ffprobe crashes.
   const declared = num(data.format.duration) ?? data.streams.map((s) => num(s.duration)).find((d) => d !== null)
-  const probe = judge(data, size, declared === undefined && data.streams.length > 0 ? await lastPacketEnd(tools, file) : undefined)
+  const probe = judge(data, size, declared === undefined && data.streams.length > 0 && !crashed ? await lastPacketEnd(tools, file) : undefined)
   if (probe.video) probe.video.interlaced = await isInterlaced(tools, file, data.streams.find((s) => s.index === probe.video!.index)?.field_order)
   return probe
 }
@@ -197,6 +209,20 @@ function imageName(codec: string): string {
   return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} image`
 }
 
+/**
+ * Why what ffprobe read is no audio or video at all (a still image, text, a subtitle file), or
+ * undefined: true of a file's first MiB as much as of the whole file (early-probe.ts asks too).
+ */
+export function notMediaReason(data: FfprobeData): string | undefined {
+  const formatName = data.format.format_name ?? 'unknown'
+  const videoStream = data.streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic)
+  if (IMAGE_FORMATS.test(formatName)) return `file is not a video (it is ${imageName(videoStream?.codec_name ?? formatName)})`
+  // The tty demuxer takes a .txt or .ans file for a video of its characters.
+  if (formatName === 'tty') return 'file is not a video (it contains text)'
+  if (!videoStream && !data.streams.some((s) => s.codec_type === 'audio')) return 'no video stream found'
+  return undefined
+}
+
 /** From ffprobe's answer to a MediaProbe, or the reason it cannot be played. */
 export function judge(data: FfprobeData, size: number, packetsEnd?: number | null): MediaProbe {
   const formatName = data.format.format_name ?? 'unknown'
@@ -204,10 +230,8 @@ export function judge(data: FfprobeData, size: number, packetsEnd?: number | nul
   const videoStream = data.streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic)
   const audioStream = data.streams.find((s) => s.codec_type === 'audio')
   const cover = data.streams.find((s) => s.codec_type === 'video' && s.disposition?.attached_pic)
-  if (IMAGE_FORMATS.test(formatName)) {
-    throw new UnplayableMedia(`file is not a video (it is ${imageName(videoStream?.codec_name ?? formatName)})`)
-  }
-  if (!videoStream && !audioStream) throw new UnplayableMedia('no video stream found')
+  const notMedia = notMediaReason(data)
+  if (notMedia) throw new UnplayableMedia(notMedia)
   if (videoStream && (!videoStream.codec_name || !videoStream.width || !videoStream.height)) {
     throw new UnplayableMedia('the video stream uses a codec we cannot decode')
   }

@@ -6,12 +6,20 @@
 import type {Configstore} from '@tus/file-store'
 import {Upload} from '@tus/utils'
 import type {UploadRecord} from '../db/entities/upload.js'
-import {Gone, NotFound} from '../errors.js'
+import {Gone, NotFound, UnsupportedMediaType} from '../errors.js'
 import {currentRequest} from '../request-context.js'
 import {callerOf} from './caller-limits.js'
 import {decodeMetadata, describeUpload, encodeMetadata} from './metadata.js'
 import type {UploadRepository} from './upload-repository.js'
 import {UploadStatus, isGone} from './upload-status.js'
+
+/**
+ * Failed before it was complete, and not a final upload (whose parts can fail it): refused for
+ * what it holds (early-inspection.ts). Every later HEAD and PATCH answers 415 with the reason.
+ */
+export function refusedWhileArriving(row: UploadRecord): boolean {
+  return row.status === UploadStatus.Failed && row.completedAt === null && !row.uploadConcat?.startsWith('final')
+}
 
 export class UploadCatalog implements Configstore {
   constructor(
@@ -28,6 +36,7 @@ export class UploadCatalog implements Configstore {
   describe(row: UploadRecord): Upload {
     const id = row.id
     if (isGone(row.status)) throw new Gone(`upload ${id} has ${row.status === UploadStatus.Expired ? 'expired' : 'been terminated'}`)
+    if (refusedWhileArriving(row)) throw new UnsupportedMediaType(row.failureReason ?? `upload ${id} was refused`)
     if (row.status === UploadStatus.Uploading && row.expiresAt && row.expiresAt.getTime() <= Date.now()) {
       throw new Gone(`upload ${id} has expired`)
     }

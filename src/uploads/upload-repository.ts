@@ -180,6 +180,25 @@ export class UploadRepository {
       .update({id, status: UploadStatus.Uploading}, {status: UploadStatus.Failed, failureReason: reason, updatedAt: new Date()})
   }
 
+  /**
+   * An upload still arriving refused for what it holds (not audio or video, too long): failed
+   * with the reason, announced as upload.failed, in one transaction. False when it is no
+   * longer arriving (completed meanwhile: then it is judged whole, as any other).
+   */
+  async refuseArriving(id: string, reason: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const result = await tx
+        .createQueryBuilder()
+        .update(UploadEntity)
+        .set({status: UploadStatus.Failed, failureReason: reason, expiresAt: null, updatedAt: new Date()})
+        .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
+        .execute()
+      if (!result.affected) return false
+      await this.enqueueEvent(tx, 'upload.failed', id, {schemaVersion: SCHEMA_VERSION, type: 'upload.failed', uploadId: id, reason, at: new Date().toISOString()})
+      return true
+    })
+  }
+
   /** Final uploads (tus concatenation) on this node still waiting to be assembled. */
   findPendingFinals(nodeId: string, partId?: string): Promise<UploadRecord[]> {
     const qb = this.db

@@ -7,18 +7,20 @@
 import {stat, truncate, unlink} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable, Writable} from 'node:stream'
+import type {Logger} from 'pino'
 import {finished, pipeline} from 'node:stream/promises'
 import {FileStore} from '@tus/file-store'
 import ms from 'ms'
 import {ERRORS, type Upload} from '@tus/utils'
 import type {UploadRecord} from '../db/entities/upload.js'
-import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, type AppError} from '../errors.js'
+import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, UnsupportedMediaType, type AppError} from '../errors.js'
 import {currentRequest, type ForwardedBodyCheck, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest, type ChecksumAlgorithm} from './checksum.js'
 import {FinalSizeLimit, type PartialGuard} from './final-size-limit.js'
 import {HashingFileSink, type ChunkObserver} from './hashing-file-sink.js'
 import {CheckpointBatcher, checkpointPolicy, ProgressCheckpoints, type CheckpointPolicy} from './progress-checkpoints.js'
-import {UploadCatalog} from './upload-catalog.js'
+import {refusedWhileArriving, UploadCatalog} from './upload-catalog.js'
+import {EarlyInspection, type HeadInspector} from './early-inspection.js'
 import {PARTIAL} from './concat-role.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
 import type {UploadLocker} from './upload-locker.js'
@@ -38,6 +40,10 @@ export interface UploadStoreOptions {
   locker: UploadLocker
   /** Progress checkpoints during one request (default: every 3 s or 64 MiB, more often for a short expiry). */
   checkpoints?: CheckpointPolicy
+  /** Looks at an upload's first MiB while the rest arrives (media's early probe, from node.ts); unset: none. */
+  inspectHead?: HeadInspector
+  /** For what goes wrong in the background (an inspection that failed). */
+  log?: Logger
 }
 
 export class UploadStore extends FileStore {
@@ -48,6 +54,9 @@ export class UploadStore extends FileStore {
   /** Every streaming request's checkpoints, recorded together (one statement per tick). */
   private readonly checkpoints: CheckpointBatcher
   readonly finalSizeLimit: FinalSizeLimit
+  /** How to stop each request of this process writing an upload right now (a refusal stops it). */
+  private readonly stops = new Map<string, (error: AppError) => void>()
+  private readonly inspection: EarlyInspection | undefined
 
   constructor(
     private readonly uploads: UploadRepository,
@@ -60,6 +69,21 @@ export class UploadStore extends FileStore {
     this.catalog = catalog
     this.checkpoints = new CheckpointBatcher(options.checkpoints ?? checkpointPolicy(options.expiryMs), (batch) => uploads.checkpoints(batch))
     this.finalSizeLimit = new FinalSizeLimit(uploads, options.maxSize)
+    const inspect = options.inspectHead
+    this.inspection = inspect && new EarlyInspection({inspect, refuse: (id, reason) => this.refuseEarly(id, reason), log: options.log})
+  }
+
+  /**
+   * Refuses an upload still arriving for what its first bytes hold: the row fails with the
+   * reason (unless it completed meanwhile), the request sending it now stops with 415, and its
+   * file goes. The file is opened r+ by every write, so a write that follows cannot bring it back.
+   */
+  private async refuseEarly(id: string, reason: string): Promise<void> {
+    if (!(await this.uploads.refuseArriving(id, reason))) return
+    this.stops.get(id)?.(new UnsupportedMediaType(reason))
+    this.hashers.forget(id)
+    await unlink(this.filePath(id)).catch(ignoreMissing)
+    this.options.log?.info({uploadId: id, reason}, 'upload refused while arriving')
   }
 
   filePath(id: string): string {
@@ -174,15 +198,19 @@ export class UploadStore extends FileStore {
     let sink: HashingFileSink | undefined
     const stop = (error: AppError) => sink?.destroy(error)
     const checkpoints = this.checkpointsFor(row, hasher, {unverified: digest !== undefined, guard, stop})
-    sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), checkpoints, ...observers], {
+    const inspection = this.inspection?.watch(id, file, offset, row.size)
+    sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), checkpoints, ...(inspection ? [inspection] : []), ...observers], {
       ms: this.options.idleTimeoutMs,
       onSilence: () => stop(new RequestTimeout(`the request body sent nothing for ${ms(this.options.idleTimeoutMs, {long: true})}; what arrived is kept, resume from Upload-Offset`, {Connection: 'close'})),
     })
     let failure: unknown
+    this.stops.set(id, stop)
     try {
       await streamInto(readable, guard ? [guard, sink] : [sink])
     } catch (error) {
       failure = error
+    } finally {
+      this.stops.delete(id)
     }
     await checkpoints.stop()
 
@@ -192,7 +220,7 @@ export class UploadStore extends FileStore {
       if (failure !== undefined || verdict?.error) {
         // The protocol: a request whose checksum does not hold leaves the upload as it was; so
         // does a forwarded body that was not sealed whole or was altered on the way.
-        await truncate(file, offset)
+        await truncate(file, offset).catch(ignoreMissing)
         await this.uploads.setUnverifiedFrom(id, null)
         this.hashers.keep(id, before!)
         throw verdict?.error ?? mapWriteFailure(failure)
@@ -241,9 +269,10 @@ export class UploadStore extends FileStore {
     })
   }
 
-  /** After a request found its row no longer receiving: 410 unless it was completed meanwhile. */
+  /** After a request found its row no longer receiving: 410 (415 if refused) unless it was completed meanwhile. */
   private async refuseIfGone(id: string): Promise<void> {
     const now = await this.uploads.findById(id)
+    if (now && refusedWhileArriving(now)) throw new UnsupportedMediaType(now.failureReason ?? `upload ${id} was refused`)
     if (now?.status !== UploadStatus.Completed) throw goneWhileReceiving(id)
   }
 
@@ -256,6 +285,7 @@ export class UploadStore extends FileStore {
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const hasher = await this.hashers.at(id, this.filePath(id), row.size ?? row.bytesReceived)
     this.hashers.forget(id)
+    this.inspection?.forget(id)
     return hasher.digests()
   }
 
