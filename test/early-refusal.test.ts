@@ -170,7 +170,9 @@ describe('refusing a non-video while it arrives', () => {
       const {offset, last} = await sendInChunks(url, inputs[name]!)
       assert.deepEqual([last.status, offset], [204, size], last.body)
       const id = url.split('/').pop()!
-      const s = await waitFor(node, id, (v) => v.status === 'ready' || v.status === 'failed')
+      // Ready comes with the first playable rendition, before the transcode job has settled: wait for both.
+      const transcoded = (v: StatusView) => v.jobs.some((j) => j.kind === 'transcode' && ['succeeded', 'failed', 'dead'].includes(j.status))
+      const s = await waitFor(node, id, (v) => v.status === 'failed' || (v.status === 'ready' && transcoded(v)))
       assert.equal(s.status, 'ready', JSON.stringify(s))
       assert.ok(s.jobs.some((j) => j.kind === 'transcode' && j.status === 'succeeded'), JSON.stringify(s.jobs))
     })
