@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {access, chmod, mkdtemp, open, rm, stat, writeFile} from 'node:fs/promises'
+import {request as httpRequest} from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -148,6 +149,37 @@ describe('refusing a non-video while it arrives', () => {
       await assertRefused(node, inputs[name]!, (await stat(inputs[name]!)).size, reason)
     })
   }
+
+  it('one long PATCH (a client that sends the whole file at once) is stopped with 415 while it is still sending', async () => {
+    const file = inputs['notes.txt']!
+    const body = await readHead(file, (await stat(file)).size)
+    const url = await createUpload(node.url, body.length)
+    let sent = 0
+    const answer = await new Promise<{status: number; text: string; sentWhenAnswered: number}>((resolve, reject) => {
+      const req = httpRequest(url, {method: 'PATCH', headers: {...PATCH_HEADERS, 'Upload-Offset': '0', 'Content-Length': String(body.length)}}, (res) => {
+        const sentWhenAnswered = sent
+        let text = ''
+        res.on('data', (c: Buffer) => (text += c.toString()))
+        res.on('end', () => resolve({status: res.statusCode ?? 0, text, sentWhenAnswered}))
+      })
+      req.on('error', () => {})
+      const pump = async () => {
+        while (sent < body.length && !req.destroyed) {
+          req.write(body.subarray(sent, sent + CHUNK))
+          sent += Math.min(CHUNK, body.length - sent)
+          await new Promise((r) => setTimeout(r, sent > INSPECT_AFTER_BYTES ? 100 : 5))
+        }
+        req.end()
+      }
+      pump().catch(reject)
+    })
+    assert.equal(answer.status, 415, answer.text)
+    assert.match(answer.text, /file is not a video \(it contains text\)/)
+    assert.ok(answer.sentWhenAnswered < body.length, `answered after ${answer.sentWhenAnswered} of ${body.length} bytes`)
+    const id = url.split('/').pop()!
+    assert.equal((await node.uploads.findById(id))?.status, 'failed')
+    await assert.rejects(access(node.store.filePath(id)), {code: 'ENOENT'})
+  })
 
   it('a program (the node binary): refused the same way, long before its end', async () => {
     const size = (await stat(process.execPath)).size

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {FfmpegTimedOut, UnplayableMedia} from '../src/media/errors.js'
-import {probeMedia} from '../src/media/probe.js'
+import {lastPacketEnd, probeMedia} from '../src/media/probe.js'
 import type {MediaTools} from '../src/media/media-tools.js'
 import {openCorpus, type Corpus, type CorpusInput} from './support/media-corpus.js'
 import {tools} from './support/media-fixtures.js'
@@ -85,6 +85,13 @@ describe('probeMedia limits', () => {
     const hanging: MediaTools = {...tools, ffprobePath: await fakeFfprobe('hanging', 'exec sleep 30'), probeTimeoutMs: 500}
     const started = Date.now()
     await assert.rejects(probeMedia(hanging, await corpus.get('mpegTs')), FfmpegTimedOut)
+    assert.ok(Date.now() - started < 5000, `gave up after ${Date.now() - started} ms`)
+  })
+
+  it('the packet pass (WebM without a duration) is killed after MEDIA_PROBE_TIMEOUT too', async () => {
+    const hanging: MediaTools = {...tools, ffprobePath: await fakeFfprobe('hanging-packets', 'exec sleep 30'), probeTimeoutMs: 500}
+    const started = Date.now()
+    await assert.rejects(lastPacketEnd(hanging, await corpus.get('browserWebm')), FfmpegTimedOut)
     assert.ok(Date.now() - started < 5000, `gave up after ${Date.now() - started} ms`)
   })
 

@@ -190,6 +190,13 @@ export async function lastPacketEnd(tools: MediaTools, file: string): Promise<nu
   const args = ['-v', 'error', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file]
   const child = spawn(tools.ffprobePath, args, {stdio: ['ignore', 'pipe', 'pipe']})
   lowerPriority(child.pid, tools)
+  // The packet index of hours of WebM reads in seconds: past MEDIA_PROBE_TIMEOUT it is stuck.
+  const timeoutMs = tools.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    child.kill('SIGKILL')
+  }, timeoutMs)
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)))
   const exited = new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve))
@@ -198,7 +205,8 @@ export async function lastPacketEnd(tools: MediaTools, file: string): Promise<nu
     const [pts, duration] = line.split(',').map(Number)
     if (Number.isFinite(pts)) end = Math.max(end, pts! + (Number.isFinite(duration) ? duration! : 0))
   }
-  const code = await exited
+  const code = await exited.finally(() => clearTimeout(timer))
+  if (timedOut) throw new FfmpegTimedOut(timeoutMs, [tools.ffprobePath, ...args].join(' '), stderr)
   if (code !== 0) throw new FfmpegFailed(`ffprobe failed reading packets (exit ${code})`, [tools.ffprobePath, ...args].join(' '), stderr)
   return end > 0 ? Math.round(end * 1000) / 1000 : null
 }
