@@ -20,7 +20,8 @@ import {startFlakyProxy, type FlakyProxy} from './support/flaky-proxy.js'
 import {startHaproxy, type Haproxy} from './support/haproxy.js'
 import {createUpload, PATCH_HEADERS, request, TUS} from './support/http.js'
 import {freshSchema} from './support/node.js'
-import {freePort, spawnNode, type NodeProcess} from './support/process-node.js'
+import {startProcessCluster, type ProcessCluster} from './support/process-cluster.js'
+import {freePort, type NodeProcess} from './support/process-node.js'
 import {TEST_DATABASE_URL} from './support/services.js'
 
 const SECRET = 'cluster-test-secret-0123456789-abcdefghij'
@@ -41,17 +42,14 @@ describe('a cluster of three nodes behind haproxy', () => {
   let root: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
   let db: pg.Client
-  const nodes: NodeProcess[] = []
-  const ports: number[] = []
+  let cluster: ProcessCluster<NodeProcess>
+  let nodes: NodeProcess[] = []
   let lb: Haproxy
   let lbPort: number
   /** The public address: a network that cuts connections, in front of haproxy. */
   let flaky: FlakyProxy
 
-  const envFor = (i: number, port: number) => ({
-    NODE_ID: `node${i + 1}`,
-    NODE_URL: `http://127.0.0.1:${port}`,
-    DATA_DIR: path.join(root, `node${i + 1}`),
+  const sharedEnv = () => ({
     DATABASE_URL: TEST_DATABASE_URL,
     DATABASE_SCHEMA: schema.schema,
     CLUSTER_SECRET: SECRET,
@@ -65,12 +63,10 @@ describe('a cluster of three nodes behind haproxy', () => {
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'cluster-'))
     schema = await freshSchema()
-    for (let i = 0; i < 3; i++) ports.push(await freePort())
     lbPort = await freePort()
     flaky = await startFlakyProxy(`http://127.0.0.1:${lbPort}`, 700 * 1024)
-    // The first node migrates the schema; the others start once it has.
-    nodes.push(await spawnNode(envFor(0, ports[0]!), ports[0]))
-    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i, ports[i]!), ports[i])))))
+    cluster = await startProcessCluster({nodes: 3, dir: root, env: sharedEnv()})
+    nodes = cluster.nodes
     lb = await startHaproxy(nodes.map((n) => n.url) as [string, string, string], lbPort)
     db = new pg.Client({connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema.schema}`})
     await db.connect()
@@ -84,7 +80,7 @@ describe('a cluster of three nodes behind haproxy', () => {
   after(async () => {
     await flaky?.close()
     await lb?.stop()
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+    await cluster?.kill()
     await db?.end()
     await schema.drop()
     await rm(root, {recursive: true, force: true})
@@ -175,7 +171,7 @@ describe('a cluster of three nodes behind haproxy', () => {
     const patchDown = await request('PATCH', `${nodes[1]!.url}/files/${id}`, {headers: {...PATCH_HEADERS, 'Upload-Offset': '1000'}, body: data.subarray(1000)})
     assert.equal(patchDown.status, 503)
 
-    nodes[2] = await spawnNode(envFor(2, ports[2]!), ports[2])
+    await cluster.restart(2)
     await pause(500)
     const head = await request('HEAD', `${nodes[0]!.url}/files/${id}`, {headers: TUS})
     assert.equal(head.status, 200)
@@ -248,9 +244,7 @@ describe('a cluster of three nodes behind haproxy', () => {
     })
 
     it('catches up a node that joins late', async () => {
-      const port = await freePort()
-      const late = await spawnNode({...envFor(3, port), NODE_ID: 'node4', DATA_DIR: path.join(root, 'node4')}, port)
-      nodes.push(late)
+      await cluster.add()
       await eventually('node4 to hold every artifact', async () => {
         for (const [relative, data] of Object.entries(files)) {
           const copy = await readFile(path.join(root, 'node4', 'media', uploadId, relative)).catch(() => undefined)

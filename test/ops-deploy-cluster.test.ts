@@ -20,7 +20,7 @@ import {removeTopology, testPrefix, waitFor} from './support/pipeline-support.js
 import {spawnCli, waitHealthy, type CliProcess} from './support/cli-process.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 import {freshSchema} from './support/node.js'
-import {freePort} from './support/process-node.js'
+import {startProcessCluster} from './support/process-cluster.js'
 import {requireService, TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -66,16 +66,22 @@ describe('the documented cluster: nodes run `ingest serve`, workers `ingest work
       LOG_LEVEL: 'warn',
     }
     const [serve, work] = await Promise.all([composeCommand('node1'), composeCommand('worker1')])
-    for (const n of [1, 2]) {
-      const port = await freePort()
-      const node = {id: `deploy-node${n}-${prefix}`, url: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `node${n}`)}
-      const proc = spawnCli(serve, {...shared, NODE_ID: node.id, NODE_URL: node.url, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: node.dataDir})
-      processes.push(proc)
-      // The first node migrates the schema alone; the rest start after it.
-      await waitHealthy(proc, node.url)
-      nodes.push(node)
-      processes.push(spawnCli(work, {...shared, NODE_ID: node.id, DATA_DIR: node.dataDir}))
-    }
+    const cluster = await startProcessCluster<CliProcess>({
+      nodes: 2,
+      dir,
+      env: shared,
+      id: (i) => `deploy-node${i + 1}-${prefix}`,
+      start: async (env, port) => {
+        const proc = spawnCli(serve, {...env, HOST: '127.0.0.1', PORT: String(port)})
+        processes.push(proc)
+        await waitHealthy(proc, env.NODE_URL!)
+        // Its worker beside it, as in the compose file: the same id and data directory. Started
+        // with its node, so node1's worker is there first and takes the upload's media jobs.
+        processes.push(spawnCli(work, {...shared, NODE_ID: env.NODE_ID!, DATA_DIR: env.DATA_DIR!}))
+        return proc
+      },
+    })
+    for (const [i, id] of cluster.ids.entries()) nodes.push({id, url: cluster.urls[i]!, dataDir: cluster.dataDirs[i]!})
     db = new pg.Client({connectionString: TEST_DATABASE_URL})
     await db.connect()
     await db.query(`SET search_path TO ${schema.schema}`)

@@ -19,7 +19,8 @@ import {placeArtifacts, sha256} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {createTestbed, testbedUnavailable, type Testbed} from '../support/netns.js'
 import {freshSchema} from '../support/node.js'
-import {freePort, spawnNode, type NodeProcess} from '../support/process-node.js'
+import {startProcessCluster, type ProcessCluster} from '../support/process-cluster.js'
+import type {NodeProcess} from '../support/process-node.js'
 import {TEST_DATABASE_URL} from '../support/services.js'
 import {pause} from './support.js'
 
@@ -31,7 +32,7 @@ describe('chain fan-out over a shaped network, the last peer\'s link cut and the
   let schema: Awaited<ReturnType<typeof freshSchema>>
   let testbed: Testbed | undefined
   let db: pg.Client | undefined
-  const spawned: NodeProcess[] = []
+  let cluster: ProcessCluster<NodeProcess> | undefined
 
   before(async () => {
     const unavailable = testbedUnavailable()
@@ -42,7 +43,7 @@ describe('chain fan-out over a shaped network, the last peer\'s link cut and the
     testbed = await createTestbed({hosts: 3, rate: '100mbit', database: {host: hostname, port: Number(port || 5432)}})
   })
   after(async () => {
-    await Promise.all(spawned.map((n) => n.kill('SIGKILL')))
+    await cluster?.kill()
     await testbed?.stop()
     await db?.end()
     await schema?.drop()
@@ -51,23 +52,21 @@ describe('chain fan-out over a shaped network, the last peer\'s link cut and the
 
   it('ends with every artifact on every peer, whole and recorded, and never served a partial file', async () => {
     const bed = testbed!
-    const ports = await Promise.all(bed.hosts.map(() => freePort()))
-    const envFor = (i: number) => ({
-      NODE_ID: `node${i + 1}`,
-      NODE_URL: `http://${bed.hosts[i]!.address}:${ports[i]}`,
-      DATA_DIR: path.join(dir, `node${i + 1}`),
-      DATABASE_URL: bed.databaseUrl(TEST_DATABASE_URL),
-      DATABASE_SCHEMA: schema.schema,
-      CLUSTER_SECRET: SECRET,
-      NODE_HEARTBEAT_INTERVAL: '300ms',
-      NODE_TTL: '4s',
-      REPLICATION_RECONCILE_INTERVAL: '500ms',
-      LOG_LEVEL: 'info',
+    cluster = await startProcessCluster({
+      nodes: 3,
+      dir,
+      hosts: bed.hosts,
+      env: {
+        DATABASE_URL: bed.databaseUrl(TEST_DATABASE_URL),
+        DATABASE_SCHEMA: schema.schema,
+        CLUSTER_SECRET: SECRET,
+        NODE_HEARTBEAT_INTERVAL: '300ms',
+        NODE_TTL: '4s',
+        REPLICATION_RECONCILE_INTERVAL: '500ms',
+        LOG_LEVEL: 'info',
+      },
     })
-    const start = (i: number) => spawnNode(envFor(i), ports[i], {host: bed.hosts[i]!})
-    const nodes = [await start(0)]
-    nodes.push(...(await Promise.all([1, 2].map(start))))
-    spawned.push(...nodes)
+    const nodes = cluster.nodes
     db = new pg.Client({connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema.schema}`})
     await db.connect()
 
@@ -113,8 +112,7 @@ describe('chain fan-out over a shaped network, the last peer\'s link cut and the
     assert.ok((await partSize('node3')) - atCut < 2 << 20, 'node3 received next to nothing while its link was down')
     await bed.restoreLink(bed.hosts[2]!)
     await checkVisible('node3')
-    const node2 = await start(1)
-    spawned.push(node2)
+    await cluster.restart(1)
 
     const total = Object.keys(files).length
     for (const until = Date.now() + 150_000; Date.now() < until; await pause(300)) {

@@ -16,7 +16,8 @@ import pg from 'pg'
 import {placeArtifacts, sha256} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {freshSchema} from '../support/node.js'
-import {freePort, spawnNode, type NodeProcess} from '../support/process-node.js'
+import {startProcessCluster, type ProcessCluster} from '../support/process-cluster.js'
+import type {NodeProcess} from '../support/process-node.js'
 import {TEST_DATABASE_URL} from '../support/services.js'
 import {pause, seedFrom} from './support.js'
 
@@ -27,14 +28,14 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
   let dir: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
   let db: pg.Client
-  const spawned: NodeProcess[] = []
+  let cluster: ProcessCluster<NodeProcess> | undefined
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'fault-peer-kill-'))
     schema = await freshSchema()
   })
   after(async () => {
-    await Promise.all(spawned.map((n) => n.kill('SIGKILL')))
+    await cluster?.kill()
     await db?.end()
     await schema?.drop()
     await rm(dir, {recursive: true, force: true})
@@ -42,20 +43,19 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
 
   it('ends with every artifact on the peer, whole and recorded, after SIGKILLs at random points', async () => {
     const rng = seedFrom('FAULT_SEED')
-    const ports = [await freePort(), await freePort()]
-    const envFor = (i: number) => ({
-      NODE_ID: `node${i + 1}`,
-      NODE_URL: `http://127.0.0.1:${ports[i]}`,
-      DATA_DIR: path.join(dir, `node${i + 1}`),
-      DATABASE_URL: TEST_DATABASE_URL,
-      DATABASE_SCHEMA: schema.schema,
-      CLUSTER_SECRET: SECRET,
-      NODE_HEARTBEAT_INTERVAL: '200ms',
-      NODE_TTL: '3s',
-      REPLICATION_RECONCILE_INTERVAL: '300ms',
+    cluster = await startProcessCluster({
+      nodes: 2,
+      dir,
+      env: {
+        DATABASE_URL: TEST_DATABASE_URL,
+        DATABASE_SCHEMA: schema.schema,
+        CLUSTER_SECRET: SECRET,
+        NODE_HEARTBEAT_INTERVAL: '200ms',
+        NODE_TTL: '3s',
+        REPLICATION_RECONCILE_INTERVAL: '300ms',
+      },
     })
-    const node1 = await spawnNode(envFor(0), ports[0])
-    spawned.push(node1)
+    const node1 = cluster.nodes[0]!
     db = new pg.Client({connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema.schema}`})
     await db.connect()
 
@@ -81,8 +81,7 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
     process.stdout.write(`# kill points: ${killPoints.map((k) => `+${k.copies} copies or ${(k.fraction * 100).toFixed(0)}% of the large one`).join('; ')}\n`)
     const largePart = path.join(peerDir, '.replica-video.mp4.part')
     const largeSize = files['video.mp4']!.length
-    let node2 = await spawnNode(envFor(1), ports[1])
-    spawned.push(node2)
+    let node2 = cluster.nodes[1]!
     const recordedOnNode2 = async () => {
       const {rows} = await db.query(
         `SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = 'node2' AND r.sha256 = a.sha256`,
@@ -103,8 +102,7 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
       await node2.kill('SIGKILL')
       process.stdout.write(`# killed with ${await landed()} files landed, ${await recordedOnNode2()} of ${Object.keys(files).length} copies recorded\n`)
       await checkVisible()
-      node2 = await spawnNode(envFor(1), ports[1])
-      spawned.push(node2)
+      node2 = await cluster.restart(1)
     }
 
     const deadline = Date.now() + 90_000
