@@ -195,6 +195,15 @@ describe('refusing a non-video while it arrives', () => {
     assert.ok((await node.uploads.findById(url.split('/').pop()!))?.completedAt, 'completed')
   })
 
+  it('a partial upload (tus concatenation) is a piece of a file: not looked at, even when it is text', async () => {
+    const file = inputs['notes.txt']!
+    const limit = 3 << 20
+    const url = await createUpload(node.url, limit, {'Upload-Concat': 'partial'})
+    const {offset, last} = await sendInChunks(url, file, limit)
+    assert.deepEqual([last.status, offset], [204, limit], last.body)
+    assert.equal((await node.uploads.findById(url.split('/').pop()!))?.status, 'completed')
+  })
+
   for (const name of ['faststart.mp4', 'moov-last.mov']) {
     it(`${name}: completes and transcodes to ready`, async () => {
       const size = (await stat(inputs[name]!)).size

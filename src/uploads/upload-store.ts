@@ -198,7 +198,8 @@ export class UploadStore extends FileStore {
     let sink: HashingFileSink | undefined
     const stop = (error: AppError) => sink?.destroy(error)
     const checkpoints = this.checkpointsFor(row, hasher, {unverified: digest !== undefined, guard, stop})
-    const inspection = this.inspection?.watch(id, file, offset, row.size)
+    // A partial upload (tus concatenation) is a piece of a file, not one: its final is judged whole.
+    const inspection = row.uploadConcat === PARTIAL ? undefined : this.inspection?.watch(id, file, offset, row.size)
     sink = new HashingFileSink(file, offset, [hasher, ...(digest ? [digest] : []), checkpoints, ...(inspection ? [inspection] : []), ...observers], {
       ms: this.options.idleTimeoutMs,
       onSilence: () => stop(new RequestTimeout(`the request body sent nothing for ${ms(this.options.idleTimeoutMs, {long: true})}; what arrived is kept, resume from Upload-Offset`, {Connection: 'close'})),
