@@ -3,8 +3,9 @@
  * - HEAD /internal/replicas/<upload>/<path>: what this node holds of an artifact (verified
  *   copy, or how many bytes of an interrupted one);
  * - PUT  /internal/replicas/<upload>/<path>: receive an artifact from Upload-Offset on, verify
- *   its wire hash (X-Artifact-Xxh128; sha256 for rows without one) as it streams, then make it visible and record the replica; with X-Replica-Chain,
- *   forward it to those peers while it arrives, and answer what became of each (replica-chain.ts);
+ *   the wire hash of its row (X-Artifact-Xxh128 must match it; sha256 for rows without one) as
+ *   it streams, then make it visible and record the replica; with X-Replica-Chain, forward it
+ *   to those peers while it arrives, and answer what became of each (replica-chain.ts);
  * - POST /internal/replicas/<upload>: receive a bundle (tar) of the upload's small artifacts,
  *   each verified and recorded the same way; answers which were stored and which were not;
  * - GET  /internal/uploads/<id>/content: an upload's bytes (a partial upload being concatenated

@@ -5,8 +5,8 @@
  * several statements each, which is what made small files slow. Large artifacts still travel
  * one per request, resumable from the byte where a cut left them.
  *
- * Entries carry no digest: the receiver checks each one against the sha256 in its `artifacts`
- * row, so nothing in the bundle is trusted but the bytes themselves.
+ * Entries carry no digest: the receiver checks each one against the wire hash in its
+ * `artifacts` row (src/media/wire-hash.ts), so nothing in the bundle is trusted but the bytes themselves.
  */
 import type {Readable} from 'node:stream'
 import tar from 'tar-stream'

@@ -1,6 +1,6 @@
 /**
  * Fan-out: every artifact reaches every live peer (or REPLICATION_FACTOR of them), streamed,
- * verified by sha256 on arrival, idempotent (a peer that already holds a verified copy is
+ * verified on arrival by the wire hash (src/media/wire-hash.ts), idempotent (a peer that already holds a verified copy is
  * skipped), and resumable: a large artifact's peer reports how much of an interrupted copy it
  * has and only the rest is sent. A large artifact travels along a chain of the peers that lack
  * it (replica-chain.ts: sent once, each peer forwarding to the next), and directly to any peer
