@@ -12,7 +12,8 @@ import {after, before, describe, it} from 'node:test'
 import {startHaproxy, type Haproxy} from './support/haproxy.js'
 import {request} from './support/http.js'
 import {freshSchema, startTestNode, type TestNode} from './support/node.js'
-import {freePort, spawnNode, type NodeProcess} from './support/process-node.js'
+import {startProcessCluster, type ProcessCluster} from './support/process-cluster.js'
+import {freePort, type NodeProcess} from './support/process-node.js'
 import {TEST_DATABASE_URL} from './support/services.js'
 import {Conformance, CONFORMANCE_CASES, type Observation} from './support/tus-conformance.js'
 
@@ -47,18 +48,14 @@ describe('tus 1.0.0 conformance, three nodes (PostgreSQL) behind haproxy', () =>
   const SECRET = 'conformance-cluster-secret-0123456789-abcdef'
   let root: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
-  const nodes: NodeProcess[] = []
+  let cluster: ProcessCluster<NodeProcess> | undefined
   let lb: Haproxy
 
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'conformance-'))
     schema = await freshSchema()
-    const ports = [await freePort(), await freePort(), await freePort()]
     const lbPort = await freePort()
-    const envFor = (i: number) => ({
-      NODE_ID: `node${i + 1}`,
-      NODE_URL: `http://127.0.0.1:${ports[i]}`,
-      DATA_DIR: path.join(root, `node${i + 1}`),
+    const env = {
       DATABASE_URL: TEST_DATABASE_URL,
       DATABASE_SCHEMA: schema.schema,
       CLUSTER_SECRET: SECRET,
@@ -68,11 +65,9 @@ describe('tus 1.0.0 conformance, three nodes (PostgreSQL) behind haproxy', () =>
       NODE_HEARTBEAT_INTERVAL: '300ms',
       NODE_TTL: '3s',
       SHUTDOWN_TIMEOUT: '2s',
-    })
-    // The first node migrates the schema; the others start once it has.
-    nodes.push(await spawnNode(envFor(0), ports[0]))
-    nodes.push(...(await Promise.all([1, 2].map((i) => spawnNode(envFor(i), ports[i])))))
-    lb = await startHaproxy(nodes.map((n) => n.url) as [string, string, string], lbPort)
+    }
+    cluster = await startProcessCluster({nodes: 3, dir: root, env})
+    lb = await startHaproxy(cluster.urls as [string, string, string], lbPort)
     // Round-robin reaches every node once haproxy's health checks see them all.
     const deadline = Date.now() + 20_000
     for (;;) {
@@ -85,7 +80,7 @@ describe('tus 1.0.0 conformance, three nodes (PostgreSQL) behind haproxy', () =>
   })
   after(async () => {
     await lb?.stop()
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+    await cluster?.kill()
     await schema?.drop()
     await rm(root, {recursive: true, force: true})
   })

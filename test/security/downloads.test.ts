@@ -14,7 +14,8 @@ import {after, before, describe, it} from 'node:test'
 import {SignJWT} from 'jose'
 import {b64, PATCH_HEADERS, request, TUS} from '../support/http.js'
 import {freshSchema} from '../support/node.js'
-import {freePort, spawnNode, type NodeProcess} from '../support/process-node.js'
+import {startProcessCluster, type ProcessCluster} from '../support/process-cluster.js'
+import {spawnNode, type NodeProcess} from '../support/process-node.js'
 import {TEST_DATABASE_URL} from '../support/services.js'
 
 const SECRET = 'downloads-test-secret-0123456789-abcdefghij'
@@ -62,33 +63,30 @@ const descriptors = async (node: NodeProcess) => (await readdir(`/proc/${node.ch
 describe('GET /files/<id> (downloads)', {timeout: 180_000}, () => {
   let root: string
   let schema: Awaited<ReturnType<typeof freshSchema>>
-  const nodes: NodeProcess[] = []
+  let nodes: NodeProcess[] = []
+  let cluster: ProcessCluster<NodeProcess> | undefined
   let alice: Record<string, string>
   let bob: Record<string, string>
 
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'security-downloads-'))
     schema = await freshSchema()
-    const ports = [await freePort(), await freePort()]
-    const env = (i: number) => ({
-      NODE_ID: `node${i + 1}`,
-      NODE_URL: `http://127.0.0.1:${ports[i]}`,
-      DATA_DIR: path.join(root, `node${i + 1}`),
+    const env = {
       DATABASE_URL: TEST_DATABASE_URL,
       DATABASE_SCHEMA: schema.schema,
       CLUSTER_SECRET: CLUSTER,
       AUTH_JWT_SECRET: SECRET,
       NODE_HEARTBEAT_INTERVAL: '300ms',
       NODE_TTL: '3s',
-    })
-    nodes.push(await spawnNode(env(0), ports[0]))
-    nodes.push(await spawnNode(env(1), ports[1]))
+    }
+    cluster = await startProcessCluster({nodes: 2, dir: root, env})
+    nodes = cluster.nodes
     alice = {Authorization: `Bearer ${await token('alice')}`}
     bob = {Authorization: `Bearer ${await token('bob')}`}
   })
 
   after(async () => {
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+    await cluster?.kill()
     await schema?.drop()
     if (root) await rm(root, {recursive: true, force: true})
   })
