@@ -273,7 +273,10 @@ export class UploadStore extends FileStore {
   /** After a request found its row no longer receiving: 410 (415 if refused) unless it was completed meanwhile. */
   private async refuseIfGone(id: string): Promise<void> {
     const now = await this.uploads.findById(id)
-    if (now && refusedWhileArriving(now)) throw new UnsupportedMediaType(now.failureReason ?? `upload ${id} was refused`)
+    if (now && refusedWhileArriving(now)) {
+      this.hashers.forget(id)
+      throw new UnsupportedMediaType(now.failureReason ?? `upload ${id} was refused`)
+    }
     if (now?.status !== UploadStatus.Completed) throw goneWhileReceiving(id)
   }
 
