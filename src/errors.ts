@@ -54,3 +54,27 @@ export function storageError(error: unknown): AppError | undefined {
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new ServiceUnavailable('upload storage is not writable on this node', {'Retry-After': '30'})
   return undefined
 }
+
+/** Connection-level SQLSTATEs (class 08) and the server refusing work for now (57P0x, 53300). */
+const DATABASE_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300'])
+const DATABASE_UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end/i
+
+/**
+ * A database that cannot be reached is the node's trouble, not the client's: 503, retry later.
+ * So is a request that waited too long for a connection of the pool (pg-pool: "timeout exceeded
+ * when trying to connect"): the node is overloaded, and the client should come back. Looks
+ * through what wraps the driver's error (TypeORM's driverError, a cause, an AggregateError).
+ */
+export function databaseUnavailable(error: unknown): AppError | undefined {
+  return isDatabaseUnavailable(error, 0) ? new ServiceUnavailable('the upload database is unavailable; try again shortly') : undefined
+}
+
+function isDatabaseUnavailable(error: unknown, depth: number): boolean {
+  if (typeof error !== 'object' || error === null || depth > 3 || error instanceof AppError) return false
+  const e = error as {code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown; errors?: unknown}
+  const code = typeof e.code === 'string' ? e.code : ''
+  if (DATABASE_UNAVAILABLE_CODES.has(code) || code.startsWith('08')) return true
+  if (typeof e.message === 'string' && DATABASE_UNAVAILABLE_MESSAGE.test(e.message)) return true
+  const inner = [e.driverError, e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]
+  return inner.some((wrapped) => isDatabaseUnavailable(wrapped, depth + 1))
+}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {ERRORS} from '@tus/utils'
+import {QueryFailedError} from 'typeorm'
 import {ChecksumMismatch, Conflict, ServiceUnavailable, TooManyRequests} from '../errors.js'
 import {answerError, meaningOfError} from './error-answer.js'
 import {DraftError} from './resumable-draft/draft-error.js'
@@ -10,6 +11,24 @@ test('a query that waited too long for a pooled connection is a 503 to retry, no
   const meaning = meaningOfError(new Error('timeout exceeded when trying to connect'))
   assert.equal(meaning.status, 503)
   assert.ok(Number(meaning.headers['Retry-After']) > 0)
+})
+
+test('a database that cannot be reached is a 503 also when wrapped: TypeORM\'s driverError, a cause, an AggregateError of refused connections', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {code: 'ECONNREFUSED'})
+  const wrapped = [
+    new QueryFailedError('UPDATE uploads SET bytes_received = $1', [1], new Error('Connection terminated unexpectedly')),
+    new Error('could not record progress', {cause: refused}),
+    new AggregateError([refused, refused], 'connect failed'),
+    Object.assign(new Error('terminating connection due to administrator command'), {code: '57P01'}),
+    Object.assign(new Error('the database system is starting up'), {code: '08006'}),
+  ]
+  for (const error of wrapped) {
+    const meaning = meaningOfError(error)
+    assert.equal(meaning.status, 503, `${error.message}: ${meaning.status}`)
+    assert.ok(Number(meaning.headers['Retry-After']) > 0)
+  }
+  // A query PostgreSQL refused for what it says is not an outage.
+  assert.equal(meaningOfError(Object.assign(new Error('duplicate key'), {code: '23505'})).status, 500)
 })
 
 test('an unexpected error is a 500 that shows nothing of it, logged as an error', () => {

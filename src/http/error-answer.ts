@@ -7,7 +7,7 @@
  * answer through it.
  */
 import {ERRORS} from '@tus/utils'
-import {AppError, ServiceUnavailable, storageError} from '../errors.js'
+import {AppError, databaseUnavailable, storageError} from '../errors.js'
 import type {RequestProtocol} from './request-protocol.js'
 import {DraftError} from './resumable-draft/draft-error.js'
 import {problemDocument, rulesOf} from './resumable-draft/interop.js'
@@ -38,20 +38,6 @@ export interface ErrorAnswer {
 /** How long a client should wait before retrying, when the error itself does not say. */
 const RETRY_AFTER_SECONDS: Record<number, number> = {429: 60, 503: 5}
 
-/**
- * Database connection failures are the node's trouble, not the client's: 503, retry later. So
- * is a request that waited too long for a connection of the pool (pg-pool: "timeout exceeded
- * when trying to connect"): the node is overloaded, and the client should come back.
- */
-function isDatabaseUnavailable(error: unknown): boolean {
-  const e = error as {code?: string; message?: string} | undefined
-  const code = e?.code ?? ''
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '')
-  )
-}
-
 const meaningOf = (error: AppError): ErrorMeaning => ({status: error.status, message: error.message, headers: error.headers, expected: true})
 
 /** What an error means, whatever threw it: ours (AppError), the disk's, the database's, koa's, @tus/server's. */
@@ -69,7 +55,8 @@ function explain(error: unknown): ErrorMeaning {
   // A full or read-only disk can surface raw (ENOSPC from a stream torn down before the store maps it).
   const storage = storageError(error)
   if (storage) return meaningOf(storage)
-  if (isDatabaseUnavailable(error)) return meaningOf(new ServiceUnavailable('the upload database is unavailable; try again shortly'))
+  const database = databaseUnavailable(error)
+  if (database) return meaningOf(database)
   if (error === ERRORS.ERR_LOCK_TIMEOUT) return {status: 423, message: 'another request is writing to this upload; retry after it ends', headers: {}, expected: true}
   // koa's and its middleware's errors (http-errors): the client's part of them.
   const status = (error as {status?: number} | undefined)?.status

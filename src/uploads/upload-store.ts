@@ -13,7 +13,7 @@ import {FileStore} from '@tus/file-store'
 import ms from 'ms'
 import {ERRORS, type Upload} from '@tus/utils'
 import type {UploadRecord} from '../db/entities/upload.js'
-import {BadRequest, ChecksumMismatch, Gone, RequestTimeout, storageError, UnsupportedMediaType, type AppError} from '../errors.js'
+import {BadRequest, ChecksumMismatch, databaseUnavailable, Gone, RequestTimeout, storageError, UnsupportedMediaType, type AppError} from '../errors.js'
 import {currentRequest, type ForwardedBodyCheck, type RequestContext} from '../request-context.js'
 import {parseUploadChecksum, RequestDigest, type ChecksumAlgorithm} from './checksum.js'
 import {FinalSizeLimit, type PartialGuard} from './final-size-limit.js'
@@ -375,9 +375,10 @@ function checkDigest(digest: RequestDigest, checksum: NonNullable<RequestContext
   return digest.matches(expected) ? undefined : new ChecksumMismatch(`the ${expected.algorithm} checksum of the request body does not match Upload-Checksum; nothing was stored`)
 }
 
+/** A write's failure as the client should hear it: a full disk and an unreachable database are ours to retry (507, 503), not a 500. */
 function mapWriteFailure(failure: unknown): unknown {
   if (typeof failure === 'object' && failure !== null && 'status_code' in failure) return failure
-  return storageError(failure) ?? ERRORS.FILE_WRITE_ERROR
+  return storageError(failure) ?? databaseUnavailable(failure) ?? ERRORS.FILE_WRITE_ERROR
 }
 
 function ignoreMissing(error: NodeJS.ErrnoException): void {

@@ -108,4 +108,83 @@ describe('PostgreSQL outage mid-upload', {timeout: 120_000}, () => {
       assert.deepEqual(tusWithoutRetryAfter, [])
     })
   })
+
+  it('every step of the tus path answers 503 with Retry-After while the database is down (creation with a body, checksummed and last PATCHes, concatenation, completion), and keeps every acknowledged byte', async () => {
+    const size = 2 << 20
+    const data = randomBytes(size)
+    const sha1 = (bytes: Buffer) => `sha1 ${createHash('sha1').update(bytes).digest('base64')}`
+    // One upload acknowledged up to 1 MiB, whose last PATCH (completion) is cut mid-body.
+    const last = await createUpload(node.url, size)
+    assert.equal((await request('PATCH', last, {headers: {...PATCH_HEADERS, 'Upload-Offset': 0}, body: data.subarray(0, 1 << 20)})).status, 204)
+    // One whose checksummed PATCH is cut mid-body.
+    const checked = await createUpload(node.url, size)
+    // A partial upload (tus concatenation) cut mid-body.
+    const partial = await createUpload(node.url, size, {'Upload-Concat': 'partial'})
+    const cutPatches = {
+      last: streamingPatch(last, 1 << 20, {'Content-Length': String(1 << 20)}),
+      checksummed: streamingPatch(checked, 0, {'Content-Length': String(1 << 20), 'Upload-Checksum': sha1(data.subarray(0, 1 << 20))}),
+      partial: streamingPatch(partial, 0, {'Content-Length': String(1 << 20)}),
+    }
+    const from = {last: 1 << 20, checksummed: 0, partial: 0}
+    for (const [what, patch] of Object.entries(cutPatches)) await patch.write(data.subarray(from[what as keyof typeof from], from[what as keyof typeof from] + (512 << 10)))
+    await pause(200)
+    await proxy.cut()
+    const refused: Record<string, {status: number; retryAfter: unknown; body: string}> = {}
+    try {
+      for (const [what, patch] of Object.entries(cutPatches)) {
+        const start = from[what as keyof typeof from] + (512 << 10)
+        await patch.write(data.subarray(start, start + (512 << 10)))
+        patch.end()
+      }
+      for (const [what, patch] of Object.entries(cutPatches)) {
+        const res = await patch.response
+        assert.ok(!(res instanceof Error), `${what}: an answer (${res})`)
+        refused[`${what} PATCH cut mid-body`] = {status: res.status, retryAfter: res.headers['retry-after'], body: res.body}
+      }
+      const answers = {
+        'creation with a body': await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 4, 'Content-Type': 'application/offset+octet-stream'}, body: 'abcd'}),
+        'creation of a partial': await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 4, 'Upload-Concat': 'partial'}}),
+        'creation of a final': await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Concat': `final;${new URL(partial).pathname}`}}),
+        'HEAD of a partial': await request('HEAD', partial, {headers: TUS}),
+        'last PATCH': await request('PATCH', last, {headers: {...PATCH_HEADERS, 'Upload-Offset': 1 << 20}, body: data.subarray(1 << 20)}),
+        'checksummed PATCH': await request('PATCH', checked, {headers: {...PATCH_HEADERS, 'Upload-Offset': 0, 'Upload-Checksum': sha1(data.subarray(0, 1 << 20))}, body: data.subarray(0, 1 << 20)}),
+        'DELETE': await request('DELETE', checked, {headers: TUS}),
+      }
+      for (const [what, res] of Object.entries(answers)) refused[what] = {status: res.status, retryAfter: res.headers['retry-after'], body: res.body}
+    } finally {
+      await proxy.restore()
+    }
+    for (const [what, answer] of Object.entries(refused)) {
+      assert.equal(answer.status, 503, `${what} while the database is down: ${answer.status} ${answer.body}`)
+      assert.ok(Number(answer.retryAfter) > 0, `${what}: Retry-After`)
+      if (!what.startsWith('HEAD')) assert.match(answer.body, /database is unavailable/, `${what}: a message saying why`)
+    }
+
+    // Back: each upload resumes at least where it was acknowledged, and completes whole.
+    const deadline = Date.now() + 20_000
+    const headOf = async (url: string) => {
+      let head = await request('HEAD', url, {headers: TUS})
+      while (head.status !== 200 && Date.now() < deadline) {
+        await pause(250)
+        head = await request('HEAD', url, {headers: TUS})
+      }
+      assert.equal(head.status, 200, `HEAD after the database came back: ${head.status}`)
+      return Number(head.headers['upload-offset'])
+    }
+    for (const [url, acknowledged] of [[last, 1 << 20], [checked, 0], [partial, 0]] as const) {
+      const offset = await headOf(url)
+      assert.ok(offset >= acknowledged && offset <= size, `resumes at ${offset}, at least the acknowledged ${acknowledged}`)
+      if (offset < size) {
+        const rest = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': offset}, body: data.subarray(offset)})
+        assert.equal(rest.status, 204, rest.body)
+      }
+      const id = url.split('/').pop()!
+      // A cut last PATCH can leave every byte on disk: the HEAD that found them completed it.
+      const status = (await (await fetch(`${node.url}/api/uploads/${id}`)).json()) as Record<string, unknown>
+      assert.equal(status.status, 'completed', `${id}: ${JSON.stringify(status)}`)
+      assert.equal(status.sha256, createHash('sha256').update(data).digest('hex'))
+      assert.equal((await stat(path.join(dir, 'uploads', id))).size, size)
+    }
+    assert.equal(node.child.exitCode, null, `the node is still running:\n${node.output().slice(-2000)}`)
+  })
 })
