@@ -14,6 +14,7 @@ import {request as httpRequest} from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
+import {Readable} from 'node:stream'
 import {promisify} from 'node:util'
 import pino from 'pino'
 import {snapshotHandler} from '../consumers/snapshot.js'
@@ -127,6 +128,12 @@ async function assertRefused(node: TestNode, file: string, size: number, reason:
   const view = await statusOf(node, id)
   assert.deepEqual([view.status, view.failureReason], ['failed', row?.failureReason])
   await assert.rejects(access(node.store.filePath(id)), {code: 'ENOENT'}, 'its file is removed')
+  // A PATCH that read the row just before the refusal reaches the store's write with the file gone: 415 too, not a 500.
+  await assert.rejects(node.store.write(Readable.from([Buffer.alloc(16)]), id, offset), (error: {status_code?: number; message: string}) => {
+    assert.equal(error.status_code, 415, error.message)
+    assert.match(error.message, reason)
+    return true
+  })
   const events = (await node.db.query(`SELECT topic FROM outbox WHERE upload_id = $1`, [id])) as {topic: string}[]
   assert.deepEqual(events.map((e) => e.topic), ['upload.failed'], 'announced as failed, never completed')
   await new Promise((r) => setTimeout(r, 300))

@@ -121,7 +121,7 @@ export class UploadStore extends FileStore {
       await this.uploads.setUnverifiedFrom(id, null)
       repaired = true
     }
-    const upload = await this.fromRow(row)
+    const upload = await this.fromRow(row).catch((error: unknown) => this.refusedMeanwhile(id, error))
     // Bytes a checksummed append has not verified yet are not the upload's (yet).
     if (!repair && row?.unverifiedFrom != null && upload.offset > row.unverifiedFrom) upload.offset = row.unverifiedFrom
     if (context) {
@@ -178,6 +178,8 @@ export class UploadStore extends FileStore {
     this.receiving.add(id)
     try {
       return await this.receive(readable, row, offset, {guard, observers})
+    } catch (error) {
+      return await this.refusedMeanwhile(id, error)
     } finally {
       this.receiving.delete(id)
       // The assembly checks the sum again: a final this cannot fail now still never goes over.
@@ -268,6 +270,17 @@ export class UploadStore extends FileStore {
       },
       onError: (error) => log?.warn({err: error, uploadId: row.id}, 'could not record upload progress; the next checkpoint will'),
     })
+  }
+
+  /**
+   * A request that read the row just before a refusal finds the file gone (its stat, the
+   * hashers' catch-up read, the sink's open): it answers 415 with the reason, like the next.
+   */
+  private async refusedMeanwhile(id: string, error: unknown): Promise<never> {
+    const missing = (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' || error === ERRORS.FILE_NO_LONGER_EXISTS
+    const now = missing ? await this.uploads.findById(id) : null
+    if (now && refusedWhileArriving(now)) throw new UnsupportedMediaType(now.failureReason ?? `upload ${id} was refused`)
+    throw error
   }
 
   /** After a request found its row no longer receiving: 410 (415 if refused) unless it was completed meanwhile. */
