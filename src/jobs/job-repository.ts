@@ -10,6 +10,7 @@ import {JobEntity, type JobRecord} from '../db/entities/job.js'
 import type {JobKind} from './job-kinds.js'
 import {decideStart, JobStatus, PENDING_STATUSES} from './job-status.js'
 import {SCHEMA_VERSION} from '../events/event-schemas.js'
+import {OutboxRepository} from '../events/outbox-repository.js'
 import type {JobChanged} from './messages.js'
 
 /** What the runner knows about a message when it asks to start its job. */
@@ -302,11 +303,6 @@ export class JobRepository {
       error,
       at: new Date().toISOString(),
     }
-    // upload_id refers to uploads: null when the upload has vanished.
-    await run(
-      tx,
-      `INSERT INTO outbox (topic, upload_id, payload, created_at, attempts) VALUES ($1, (SELECT id FROM uploads WHERE id = $2), $3::jsonb, now(), 0)`,
-      [`job.${job.status}`, job.uploadId, JSON.stringify(event)]
-    )
+    await OutboxRepository.append(tx, [{topic: `job.${job.status}`, uploadId: job.uploadId, payload: event}])
   }
 }

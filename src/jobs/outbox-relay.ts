@@ -16,6 +16,7 @@ import type {JobKind} from './job-kinds.js'
 import type {JobRepository} from './job-repository.js'
 import {isWebhookEvent, JOB_TRIGGERS, jobMessage} from './messages.js'
 import {WebhookDeliveries} from '../webhooks/webhook-deliveries.js'
+import {type ClaimedOutboxEvent, OutboxRepository} from '../events/outbox-repository.js'
 
 export interface OutboxRelayOptions {
   /** How often to look for rows when nothing woke the relay. */
@@ -28,13 +29,6 @@ export interface OutboxRelayOptions {
   listen?: {url: string; schema: string}
   /** WEBHOOK_URL is set: the events webhooks carry also start a webhook job, each recorded as a delivery it owes. */
   webhooks?: boolean
-}
-
-interface OutboxRow {
-  id: string
-  topic: string
-  upload_id: string | null
-  payload: Record<string, unknown>
 }
 
 export class OutboxRelay {
@@ -82,10 +76,7 @@ export class OutboxRelay {
   async relayBatch(): Promise<number> {
     const limit = this.options.batchSize ?? 100
     const result = await this.db.transaction(async (tx) => {
-      const rows = (await tx.query(
-        `SELECT id, topic, upload_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [limit]
-      )) as OutboxRow[]
+      const rows = await OutboxRepository.claimUnpublished(tx, limit)
       if (rows.length === 0) return {sent: 0}
       const ids = rows.map((r) => r.id)
       const started = this.jobsStartedBy(rows)
@@ -97,10 +88,10 @@ export class OutboxRelay {
       } catch (error) {
         // Committed, not rolled back: the rows keep a record of the failed attempt.
         const reason = error instanceof Error ? error.message : String(error)
-        await tx.query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, reason])
+        await OutboxRepository.recordFailedAttempt(tx, ids, reason)
         return {sent: 0, error}
       }
-      await tx.query(`UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids])
+      await OutboxRepository.markPublished(tx, ids)
       for (const {uploadId, kinds} of started) await this.jobs.enqueue(tx, uploadId, kinds)
       if (this.options.webhooks) await WebhookDeliveries.record(tx, this.webhookEvents(rows))
       return {sent: rows.length}
@@ -113,7 +104,7 @@ export class OutboxRelay {
    * The jobs a batch of rows starts (JOB_TRIGGERS), each (kind, upload) once, in a fixed order:
    * relays recording job rows for the same uploads then take their locks in the same order.
    */
-  private jobsStartedBy(rows: OutboxRow[]): Array<{uploadId: string; kinds: JobKind[]}> {
+  private jobsStartedBy(rows: ClaimedOutboxEvent[]): Array<{uploadId: string; kinds: JobKind[]}> {
     const byUpload = new Map<string, Set<JobKind>>()
     const webhooks = new Set(this.webhookEvents(rows).map((e) => e.eventId))
     for (const row of rows) {
@@ -127,7 +118,7 @@ export class OutboxRelay {
     return [...byUpload.keys()].sort().map((uploadId) => ({uploadId, kinds: [...byUpload.get(uploadId)!].sort()}))
   }
 
-  private webhookEvents(rows: OutboxRow[]): Array<{eventId: string; uploadId: string; topic: string}> {
+  private webhookEvents(rows: ClaimedOutboxEvent[]): Array<{eventId: string; uploadId: string; topic: string}> {
     if (!this.options.webhooks) return []
     return rows.flatMap((row) => {
       const uploadId = this.uploadIdOf(row)
@@ -135,8 +126,8 @@ export class OutboxRelay {
     })
   }
 
-  private uploadIdOf(row: OutboxRow): string | null {
-    return row.upload_id ?? (typeof row.payload.uploadId === 'string' ? row.payload.uploadId : null)
+  private uploadIdOf(row: ClaimedOutboxEvent): string | null {
+    return row.uploadId ?? (typeof row.payload.uploadId === 'string' ? row.payload.uploadId : null)
   }
 
   private async run(): Promise<void> {

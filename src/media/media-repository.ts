@@ -5,7 +5,7 @@
  */
 import type {DataSource, EntityManager} from 'typeorm'
 import {ArtifactEntity, type ArtifactKind, type ArtifactRecord} from '../db/entities/artifact.js'
-import {OutboxEventEntity} from '../db/entities/outbox-event.js'
+import {OutboxRepository} from '../events/outbox-repository.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import {UploadMediaEntity} from '../db/entities/upload-media.js'
 import {SCHEMA_VERSION, type ArtifactCreated} from '../events/event-schemas.js'
@@ -68,7 +68,7 @@ export class MediaRepository {
       const moved = (result.affected ?? 0) > 0
       if (moved && announce) {
         const payload = {schemaVersion: SCHEMA_VERSION, type: announce, uploadId: id, ...(failureReason ? {reason: failureReason} : {}), at: new Date().toISOString()}
-        await tx.getRepository(OutboxEventEntity).insert({topic: announce, uploadId: id, payload: payload as never, createdAt: new Date(), publishedAt: null, attempts: 0, lastError: null})
+        await OutboxRepository.append(tx, [{topic: announce, uploadId: id, payload}])
       }
       return moved
     })
@@ -108,7 +108,8 @@ export class MediaRepository {
   }
 
   private async announce(tx: EntityManager, rows: ArtifactRecord[]): Promise<void> {
-    await tx.getRepository(OutboxEventEntity).insert(
+    await OutboxRepository.append(
+      tx,
       rows.map((row) => {
         const payload: ArtifactCreated = {
           schemaVersion: SCHEMA_VERSION,
@@ -121,7 +122,7 @@ export class MediaRepository {
           size: row.size,
           createdAt: row.updatedAt.toISOString(),
         }
-        return {topic: payload.type, uploadId: row.uploadId, payload: payload as never, createdAt: new Date(), publishedAt: null, attempts: 0, lastError: null}
+        return {topic: payload.type, uploadId: row.uploadId, payload}
       })
     )
   }

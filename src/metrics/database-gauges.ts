@@ -4,6 +4,7 @@
  * gauges keep their last values and ingest_metrics_database_up says 0.
  */
 import type {DataSource} from 'typeorm'
+import {OutboxRepository} from '../events/outbox-repository.js'
 import {JOB_KINDS} from '../jobs/job-kinds.js'
 import {JOB_STATUSES, JobStatus} from '../jobs/job-status.js'
 import {UPLOAD_STATUSES, UploadStatus} from '../uploads/upload-status.js'
@@ -18,9 +19,7 @@ export async function readDatabaseGauges(metrics: NodeMetrics, db: DataSource, n
       Promise.all([
         db.query(`SELECT status, count(*)::int AS n FROM uploads WHERE node_id = $1 GROUP BY status`, [nodeId]) as Promise<Array<{status: string; n: number}>>,
         db.query(`SELECT kind, status, count(*)::int AS n FROM jobs GROUP BY kind, status`) as Promise<Array<{kind: string; status: string; n: number}>>,
-        db.query(
-          `SELECT count(*)::int AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag FROM outbox WHERE published_at IS NULL`
-        ) as Promise<Array<{n: number; lag: number}>>,
+        OutboxRepository.backlog(db),
       ]),
       timeoutMs
     )
@@ -36,8 +35,8 @@ export async function readDatabaseGauges(metrics: NodeMetrics, db: DataSource, n
       }
       metrics.queueDepth.set({kind}, waiting)
     }
-    metrics.outboxPending.set(outbox[0]?.n ?? 0)
-    metrics.outboxLag.set(Math.max(0, Number(outbox[0]?.lag ?? 0)))
+    metrics.outboxPending.set(outbox.pending)
+    metrics.outboxLag.set(outbox.lagSeconds)
     metrics.databaseScrapeUp.set(1)
   } catch {
     metrics.databaseScrapeUp.set(0)

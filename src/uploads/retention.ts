@@ -17,6 +17,7 @@
 import {unlink} from 'node:fs/promises'
 import type {Logger} from 'pino'
 import {PeriodicTask} from '../lifecycle/periodic-task.js'
+import {OutboxRepository} from '../events/outbox-repository.js'
 import type {DataSource, EntityManager} from 'typeorm'
 
 export interface RetentionOptions {
@@ -154,20 +155,10 @@ export class UploadRetention {
    * event whose delivery is still owed (a dead webhook job waiting to be requeued) is kept, as
    * its delivery needs it. One batch per pass, as the other steps.
    */
-  private async pruneEvents(tx: EntityManager): Promise<number> {
-    const rows = await records(
-      tx,
-      `WITH old AS (
-         SELECT o.id FROM outbox o
-          WHERE o.published_at < now() - $1::float8 * interval '1 millisecond'
-            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = o.id AND d.delivered_at IS NULL)
-          ORDER BY o.published_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-       deliveries AS (DELETE FROM webhook_deliveries d USING old WHERE d.event_id = old.id)
-       DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING o.id`,
-      [this.options.eventRetentionMs, this.options.batchSize ?? 1000]
-    )
-    return rows.length
+  private pruneEvents(tx: EntityManager): Promise<number> {
+    return OutboxRepository.prunePublished(tx, this.options.eventRetentionMs, this.options.batchSize ?? 1000)
   }
+
 }
 
 /** Rows of any statement (TypeORM's query() answers a DELETE … RETURNING with [rows, count]). */

@@ -3,7 +3,7 @@
  * else in the code base writes SQL for uploads.
  */
 import {In, IsNull, type DataSource, type EntityManager} from 'typeorm'
-import {OutboxEventEntity} from '../db/entities/outbox-event.js'
+import {OutboxRepository} from '../events/outbox-repository.js'
 import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../events/event-schemas.js'
 import {SCHEMA_VERSION} from '../events/event-schemas.js'
@@ -278,16 +278,9 @@ export class UploadRepository {
   }
 
   private async enqueueEvent(tx: EntityManager, topic: string, uploadId: string, payload: object): Promise<void> {
-    await tx.getRepository(OutboxEventEntity).insert({
-      topic,
-      uploadId,
-      payload: payload as never,
-      createdAt: new Date(),
-      publishedAt: null,
-      attempts: 0,
-      lastError: null,
-    })
+    await OutboxRepository.append(tx, [{topic, uploadId, payload}])
   }
+
 }
 
 /** TypeORM answers an UPDATE … RETURNING with [rows, count] on pg, and with the rows alone on some drivers. */

@@ -9,15 +9,10 @@ import type {UploadRecord} from '../../db/entities/upload.js'
 import type {JobRepository} from '../../jobs/job-repository.js'
 import type {UploadChanges} from '../../uploads/upload-changes.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
+import {OutboxRepository, type UploadOutboxEvent} from '../../events/outbox-repository.js'
 import {jobView, uploadView} from './uploads.js'
 
 const OUTBOX_BATCH = 500
-
-export interface OutboxRow {
-  id: string
-  topic: string
-  payload: unknown
-}
 
 /** One open stream, as its feed sees it. */
 export class StreamSubscriber {
@@ -32,7 +27,7 @@ export class StreamSubscriber {
     readonly end: () => void
   ) {}
 
-  deliver(outbox: OutboxRow[], row: UploadRecord, jobs: Array<ReturnType<typeof jobView>>): void {
+  deliver(outbox: UploadOutboxEvent[], row: UploadRecord, jobs: Array<ReturnType<typeof jobView>>): void {
     for (const event of outbox) {
       const id = Number(event.id)
       if (id <= this.cursor) continue
@@ -91,7 +86,7 @@ class UploadFeed {
   private async once(): Promise<void> {
     if (this.subscribers.size === 0) return
     const from = Math.min(...[...this.subscribers].map((s) => s.cursor))
-    const outbox = (await this.deps.db.query(`SELECT id, topic, payload FROM outbox WHERE upload_id = $1 AND id > $2 ORDER BY id LIMIT ${OUTBOX_BATCH}`, [this.id, from])) as OutboxRow[]
+    const outbox = await OutboxRepository.forUpload(this.deps.db, this.id, from, OUTBOX_BATCH)
     const row = await this.deps.uploads.findById(this.id)
     if (!row) {
       for (const subscriber of this.subscribers) subscriber.end()
