@@ -59,8 +59,10 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
     allowedOrigins: allowedOrigins(config),
     ...(config.publicUrl ? {generateUrl: (_req, {path, id}) => `${config.publicUrl!.replace(/\/+$/, '')}${path}/${id}`} : {}),
 
-    // Ids must not leak: someone else's upload answers exactly as a missing one.
-    async onIncomingRequest(_req, id) {
+    // Ids must not leak: someone else's upload answers exactly as a missing one. A creation's
+    // id was just generated: there is nothing to look up.
+    async onIncomingRequest(req, id) {
+      if (req.method === 'POST') return
       const caller = currentRequest()?.subject ?? null
       const row = await uploadBeforeLock(id, (i) => uploads.findById(i))
       if (row && row.owner !== caller) throw new NotFound('The file for this url was not found')

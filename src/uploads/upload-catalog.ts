@@ -49,19 +49,17 @@ export class UploadCatalog implements Configstore {
     })
   }
 
-  /** Called by the file store when an upload is created, and when its length is declared. */
-  async set(id: string, upload: Upload): Promise<void> {
-    const existing = await this.uploads.findById(id)
-    if (existing) {
-      if (upload.size !== undefined && existing.size === null) await this.uploads.declareSize(id, upload.size)
-      return
-    }
+  /**
+   * A new upload's row: one INSERT, nothing read before or after (the id was just generated; the
+   * quota, when on, is checked within the same statement). Returns the row as stored.
+   */
+  async create(upload: Upload): Promise<UploadRecord> {
     const {filename, filetype} = describeUpload(upload.metadata)
     const expiresAt = this.options.expiryMs > 0 && upload.size !== 0 ? new Date(Date.now() + this.options.expiryMs) : null
     const context = currentRequest()
     if (context) context.uploadExpiresAt = expiresAt
-    await this.uploads.insert({
-      id,
+    return this.uploads.insert({
+      id: upload.id,
       owner: context?.subject ?? null,
       caller: context ? callerOf(context) : null,
       filename,
@@ -78,6 +76,19 @@ export class UploadCatalog implements Configstore {
       completedAt: null,
       uploadConcat: context?.uploadConcat ?? null,
     })
+  }
+
+  /**
+   * The Configstore port's write. The store creates rows with create() and declares lengths
+   * itself (UploadStore.declareUploadLength), so this is only for callers of the port as such.
+   */
+  async set(id: string, upload: Upload): Promise<void> {
+    const existing = await this.uploads.findById(id)
+    if (!existing) {
+      await this.create(upload)
+      return
+    }
+    if (upload.size !== undefined && existing.size === null) await this.uploads.declareSize(id, upload.size)
   }
 
   /** Termination keeps the row (status terminated) so the id answers 410, not 404, afterwards. */

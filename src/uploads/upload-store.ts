@@ -4,7 +4,7 @@
  * them. Expiry is ours too: @tus/file-store counts it from creation and would delete finished
  * uploads; here an upload expires after a period without progress, and only while unfinished.
  */
-import {stat, truncate, unlink} from 'node:fs/promises'
+import {stat, truncate, unlink, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 import type {Logger} from 'pino'
@@ -90,13 +90,24 @@ export class UploadStore extends FileStore {
     return path.join(this.options.directory, id)
   }
 
+  /**
+   * What @tus/file-store's create does (an empty file, then the record), with the record one
+   * INSERT. A body sent with the creation is written under the same lock: the row just made
+   * serves it, unread.
+   */
   override async create(upload: Upload): Promise<Upload> {
+    const file = this.filePath(upload.id)
     try {
-      return await super.create(upload)
+      await writeFile(file, '')
+      const row = await this.catalog.create(upload)
+      const context = currentRequest()
+      if (context) context.uploadUnderLock = row
     } catch (error) {
-      await unlink(this.filePath(upload.id)).catch(() => {})
+      await unlink(file).catch(() => {})
       throw storageError(error) ?? error
     }
+    upload.storage = {type: 'file', path: file}
+    return upload
   }
 
   /** Called when a reconciled upload turns out to hold all its bytes (see getUpload). */
@@ -160,10 +171,12 @@ export class UploadStore extends FileStore {
     return row?.id === id ? row : undefined
   }
 
+  /** One UPDATE of the row read under the lock (@tus/file-store's own would read it twice more). */
   override async declareUploadLength(id: string, length: number): Promise<void> {
     const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
-    if (row?.uploadConcat === PARTIAL) await this.finalSizeLimit.checkDeclared(id, length)
-    await super.declareUploadLength(id, length)
+    if (!row) throw ERRORS.FILE_NOT_FOUND
+    if (row.uploadConcat === PARTIAL) await this.finalSizeLimit.checkDeclared(id, length)
+    if (row.size === null) await this.uploads.declareSize(id, length)
   }
 
   /**

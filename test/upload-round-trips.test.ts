@@ -1,0 +1,62 @@
+/**
+ * What one request costs the database: the statements each tus request sends, counted as the
+ * node's TypeORM sends them (its logger sees every query, in the request's async context).
+ * Creation is one INSERT, with no read of the row it made.
+ */
+import assert from 'node:assert/strict'
+import {randomBytes} from 'node:crypto'
+import {after, before, describe, it} from 'node:test'
+import type {Logger as TypeOrmLogger} from 'typeorm'
+import {currentRequest} from '../src/request-context.js'
+import {request, TUS, type RawResponse} from './support/http.js'
+import {startTestNode, type TestNode} from './support/node.js'
+
+describe('database round trips per tus request (postgres)', () => {
+  let node: TestNode
+  /** The statements sent within a request, by request id. */
+  const statements = new Map<string, string[]>()
+  const counted = async (send: () => Promise<RawResponse>) => {
+    const res = await send()
+    const id = String(res.headers['x-request-id'])
+    return {res, sql: statements.get(id) ?? []}
+  }
+  before(async () => {
+    node = await startTestNode('postgres')
+    const logger = node.db.logger
+    const counting: TypeOrmLogger = {
+      logQuery(query, parameters, runner) {
+        const context = currentRequest()
+        if (context) statements.set(context.requestId, [...(statements.get(context.requestId) ?? []), query])
+        logger.logQuery(query, parameters, runner)
+      },
+      logQueryError: (...args) => logger.logQueryError(...args),
+      logQuerySlow: (...args) => logger.logQuerySlow(...args),
+      logSchemaBuild: (...args) => logger.logSchemaBuild(...args),
+      logMigration: (...args) => logger.logMigration(...args),
+      log: (...args) => logger.log(...args),
+    }
+    Object.defineProperty(node.db, 'logger', {value: counting})
+  })
+  after(() => node?.stop())
+
+  it('creates an upload with one INSERT and nothing else', async () => {
+    const {res, sql} = await counted(() => request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 10}}))
+    assert.equal(res.status, 201)
+    assert.equal(sql.length, 1, sql.join('\n'))
+    assert.match(sql[0]!, /^INSERT INTO/)
+  })
+
+  it('creates an upload of a deferred length with one INSERT too', async () => {
+    const {res, sql} = await counted(() => request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Defer-Length': 1}}))
+    assert.equal(res.status, 201)
+    assert.equal(sql.length, 1, sql.join('\n'))
+  })
+
+  it('creates an upload with a first piece of its body in one INSERT and one UPDATE of its offset', async () => {
+    const body = randomBytes(1000)
+    const {res, sql} = await counted(() => request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 4000, 'Content-Type': 'application/offset+octet-stream'}, body}))
+    assert.equal(res.status, 201, res.body)
+    assert.equal(res.headers['upload-offset'], '1000')
+    assert.deepEqual(sql.map((q) => q.split(' ')[0]), ['INSERT', 'UPDATE'], sql.join('\n'))
+  })
+})
