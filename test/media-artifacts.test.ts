@@ -51,25 +51,25 @@ describe('artifact rows, one per path', () => {
   it('the master playlist saved with each rendition is one row, holding the newest bytes', async () => {
     await upload('grow')
     const repo = new MediaRepository(db)
-    await repo.saveArtifacts('grow', 'n1', [{kind: 'hls', rendition: '360p', files: [file('hls/360p/index.m3u8', 'a')]}, {kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'b', 90)]}])
-    await repo.saveArtifacts('grow', 'n1', [{kind: 'hls', rendition: '720p', files: [file('hls/720p/index.m3u8', 'c')]}, {kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'd', 140)]}])
+    await repo.artifacts.save('grow', 'n1', [{kind: 'hls', rendition: '360p', files: [file('hls/360p/index.m3u8', 'a')]}, {kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'b', 90)]}])
+    await repo.artifacts.save('grow', 'n1', [{kind: 'hls', rendition: '720p', files: [file('hls/720p/index.m3u8', 'c')]}, {kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'd', 140)]}])
     const rows = await artifactRows('grow')
     assert.deepEqual(
       rows.filter((r) => r.path === 'hls/master.m3u8').map((r) => [r.rendition, r.sha256, r.xxh128, Number(r.size)]),
       [['', hash('d'), hash('d').slice(0, 32), 140]]
     )
-    assert.equal((await repo.findArtifact('grow', 'hls/master.m3u8'))?.sha256, hash('d'))
+    assert.equal((await repo.artifacts.find('grow', 'hls/master.m3u8'))?.sha256, hash('d'))
   })
 
   it('a replica of the old master playlist no longer counts as a copy, so fan-out sends the new one', async () => {
     const repo = new MediaRepository(db)
     const replicas = new ReplicaRepository(db)
-    await repo.saveArtifacts('grow', 'n1', [{kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'e', 150)]}])
-    const before = (await repo.findArtifact('grow', 'hls/master.m3u8'))!
+    await repo.artifacts.save('grow', 'n1', [{kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'e', 150)]}])
+    const before = (await repo.artifacts.find('grow', 'hls/master.m3u8'))!
     await replicas.record(before, 'n2')
     assert.deepEqual(await replicas.holders(before), ['n1', 'n2'])
-    await repo.saveArtifacts('grow', 'n1', [{kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'f', 190)]}])
-    const after = (await repo.findArtifact('grow', 'hls/master.m3u8'))!
+    await repo.artifacts.save('grow', 'n1', [{kind: 'hls', rendition: '', files: [file('hls/master.m3u8', 'f', 190)]}])
+    const after = (await repo.artifacts.find('grow', 'hls/master.m3u8'))!
     assert.equal(after.id, before.id, 'updated in place')
     assert.deepEqual(await replicas.holders(after), ['n1'], 'n2 holds the old bytes: it is sent again')
   })

@@ -25,7 +25,7 @@ export function mediaForwarding(cluster: Cluster, replicas: ReplicaRepository, d
     } catch {
       return next() // the media route answers malformed paths
     }
-    const artifact = await replicas.findArtifact(uploadId, segments.join('/'))
+    const artifact = await replicas.artifacts.find(uploadId, segments.join('/'))
     if (!artifact) return next()
     const local = await stat(path.join(uploadMediaDir(dataDir, uploadId), ...segments)).catch(() => undefined)
     if (local?.size === artifact.size) return next()

@@ -45,7 +45,7 @@ export class ReplicaReceiver {
   ) {}
 
   async artifact(uploadId: string, relative: string): Promise<ArtifactRecord> {
-    const artifact = await this.replicas.findArtifact(uploadId, relative)
+    const artifact = await this.replicas.artifacts.find(uploadId, relative)
     if (!artifact) throw new NotFound('no such artifact')
     return artifact
   }
@@ -134,7 +134,7 @@ export class ReplicaReceiver {
    * is not sent again, and a node killed mid-bundle loses at most one batch of rows.
    */
   async receiveBundle(uploadId: string, body: Readable, chain: string[] = []): Promise<BundleResult> {
-    const artifacts = new Map((await this.replicas.listArtifacts(uploadId)).map((a) => [a.path, a]))
+    const artifacts = new Map((await this.replicas.artifacts.list(uploadId)).map((a) => [a.path, a]))
     if (artifacts.size === 0) throw new NotFound('this upload has no artifacts')
     // Forwarded as it arrives, the bytes as they came: each peer checks every entry itself.
     const forwarded = chain.length > 0 && this.forwarder ? this.forwarder.forwardBundle(uploadId, chain, body) : undefined

@@ -1,10 +1,15 @@
 /** Where each artifact's verified copies are (the node that made it holds the first). */
 import type {DataSource} from 'typeorm'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
-import {ArtifactEntity} from '../db/entities/artifact.js'
+import {ArtifactRepository} from '../media/artifact-repository.js'
 
 export class ReplicaRepository {
-  constructor(private readonly db: DataSource) {}
+  /** The artifacts whose copies these are (their rows are the ArtifactRepository's). */
+  readonly artifacts: ArtifactRepository
+
+  constructor(private readonly db: DataSource) {
+    this.artifacts = new ArtifactRepository(db)
+  }
 
   async record(artifact: ArtifactRecord, nodeId: string): Promise<void> {
     await this.db.query(
@@ -43,14 +48,6 @@ export class ReplicaRepository {
       if (row.sha256 === current.get(id) && !byId.get(id)!.includes(row.node_id)) byId.get(id)!.push(row.node_id)
     }
     return byId
-  }
-
-  findArtifact(uploadId: string, path: string): Promise<ArtifactRecord | null> {
-    return this.db.getRepository(ArtifactEntity).findOneBy({uploadId, path})
-  }
-
-  listArtifacts(uploadId: string): Promise<ArtifactRecord[]> {
-    return this.db.getRepository(ArtifactEntity).find({where: {uploadId}, order: {id: 'ASC'}})
   }
 
   /** Uploads with an artifact that this node holds and some live peer lacks. */

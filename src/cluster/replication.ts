@@ -42,7 +42,7 @@ export class Replicator {
     const report: ReplicationReport = {sent: 0, skipped: 0, failed: []}
     if (!this.cluster.enabled) return report
     const live = await this.cluster.registry.live()
-    const artifacts = await this.replicas.listArtifacts(uploadId)
+    const artifacts = await this.replicas.artifacts.list(uploadId)
     const holdersOf = await this.replicas.holdersByArtifact(artifacts)
     const tasks: Array<() => Promise<void>> = []
     // Small artifacts travel in bundles, grouped by where they come from and which peers lack them.

@@ -12,7 +12,7 @@ import {JobRepository} from '../jobs/job-repository.js'
 import type {Pipeline} from '../jobs/pipeline.js'
 import {metricsRoute, requestLatency} from '../metrics/http.js'
 import type {NodeMetrics} from '../metrics/node-metrics.js'
-import {MediaRepository} from '../media/media-repository.js'
+import {ArtifactRepository} from '../media/artifact-repository.js'
 import type {UploadConcatenation} from '../uploads/concatenation.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
@@ -71,7 +71,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.maxIpsCount = 1
   const health = healthRoutes(deps.db, deps.storageDir)
   const jobs = new JobRepository(deps.db)
-  const uploads = uploadRoutes(deps.uploads, jobs, new MediaRepository(deps.db))
+  const uploads = uploadRoutes(deps.uploads, jobs, new ArtifactRepository(deps.db))
   const uploadEvents = uploadEventRoutes(
     {db: deps.db, uploads: deps.uploads, jobs, changes: deps.changes, limits: deps.limits, log: deps.log},
     {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}

@@ -155,7 +155,7 @@ export class MediaJobs {
           // The master playlist belongs to no one rendition: one row, updated as the ladder grows.
           const own = described.filter((f) => f.path !== MASTER_PLAYLIST)
           const master = described.filter((f) => f.path === MASTER_PLAYLIST)
-          await repository.saveArtifacts(uploadId, config.nodeId, [
+          await repository.artifacts.save(uploadId, config.nodeId, [
             {kind: download ? 'mp4' : 'hls', rendition: download ? '' : name, files: own},
             {kind: 'hls', rendition: '', files: master},
           ])
@@ -193,7 +193,7 @@ export class MediaJobs {
     if (!loaded.probe.video) {
       // Sound: its cover art, else a plain still, is the poster (and, with cover art, the picture the renditions show).
       const file = await takeStillPoster({tools, source: loaded.source, cover: loaded.probe.cover, outDir, timeoutMs: config.ffmpegTimeout, signal: context.signal})
-      await repository.saveArtifacts(uploadId, config.nodeId, [{kind: 'poster', rendition: '', files: [await describeFile(outDir, file)]}])
+      await repository.artifacts.save(uploadId, config.nodeId, [{kind: 'poster', rendition: '', files: [await describeFile(outDir, file)]}])
       await context.progress(100)
       return {done: true, note: loaded.probe.cover ? 'audio: poster from its cover art' : 'audio: a generated poster'}
     }
@@ -209,7 +209,7 @@ export class MediaJobs {
     const describe = (files: string[]) => Promise.all(files.map((f) => describeFile(outDir, f)))
     const [poster, thumbnails, storyboard] = await Promise.all([describe(taken.poster ? [taken.poster] : []), describe(taken.thumbnails), describe(taken.storyboard)])
     // What was made is recorded even when a part failed: a retry makes it again, in place.
-    await repository.saveArtifacts(uploadId, config.nodeId, [
+    await repository.artifacts.save(uploadId, config.nodeId, [
       {kind: 'poster', rendition: '', files: poster},
       {kind: 'thumbnail', rendition: '', files: thumbnails},
       {kind: 'storyboard', rendition: '', files: storyboard},

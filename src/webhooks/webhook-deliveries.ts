@@ -5,7 +5,7 @@
  * `{"type", "timestamp", "data"}`; its webhook-id is `msg_<outbox id>`, the same on every retry.
  */
 import type {DataSource, EntityManager} from 'typeorm'
-import {ArtifactEntity} from '../db/entities/artifact.js'
+import {ArtifactRepository} from '../media/artifact-repository.js'
 import {UploadEntity} from '../db/entities/upload.js'
 import {artifactsView} from '../http/routes/uploads.js'
 
@@ -81,7 +81,7 @@ export class WebhookDeliveries {
     }
     if (row.topic === 'upload.failed') data.reason = (row.payload.reason as string | undefined) ?? upload?.failureReason ?? null
     if (row.topic === 'upload.ready') {
-      const artifacts = await this.db.getRepository(ArtifactEntity).find({where: {uploadId}, order: {kind: 'ASC', rendition: 'ASC', path: 'ASC'}})
+      const artifacts = await new ArtifactRepository(this.db).list(uploadId)
       data.artifacts = artifactsView(this.origin(), artifacts)
     }
     if (row.topic === 'job.dead') data.job = {kind: row.payload.kind, attempt: row.payload.attempt, error: row.payload.error}

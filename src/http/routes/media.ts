@@ -11,7 +11,7 @@ import type {Middleware} from 'koa'
 import type {DataSource} from 'typeorm'
 import {NotFound} from '../../errors.js'
 import {decodedArtifactSegments, mediaRoot} from '../../media/artifact-files.js'
-import {MediaRepository} from '../../media/media-repository.js'
+import {ArtifactRepository} from '../../media/artifact-repository.js'
 import {MASTER_PLAYLIST} from '../../media/transcode.js'
 import {answerWithRanges, type ByteRange} from '../byte-ranges.js'
 import type {AppState} from '../request-context.js'
@@ -30,7 +30,7 @@ export function mediaSegments(rawPath: string): string[] {
 }
 
 export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<AppState> {
-  const artifacts = new MediaRepository(deps.db)
+  const artifacts = new ArtifactRepository(deps.db)
   const root = mediaRoot(deps.dataDir)
 
   return async (ctx, next) => {
@@ -43,7 +43,7 @@ export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<
     const [uploadId, ...rest] = mediaSegments(ctx.path)
     if (!uploadId || rest.length === 0) throw new NotFound('no such media file')
     const relative = rest.join('/')
-    const artifact = await artifacts.findArtifact(uploadId, relative)
+    const artifact = await artifacts.find(uploadId, relative)
     if (!artifact) throw new NotFound('no such media file')
 
     // Belt and braces: the resolved file (symlinks followed) must still be under the media root.

@@ -106,7 +106,7 @@ export function artifactsView(origin: string, rows: ArtifactRecord[]) {
 export function uploadRoutes(
   uploads: UploadRepository,
   jobs: JobRepository,
-  artifacts?: {listArtifacts(uploadId: string): Promise<ArtifactRecord[]>}
+  artifacts?: {list(uploadId: string): Promise<ArtifactRecord[]>}
 ): Router<AppState> {
   const router = new Router<AppState>({prefix: '/api/uploads'})
 
@@ -138,7 +138,7 @@ export function uploadRoutes(
     ctx.body = {
       ...uploadView(row),
       jobs: (await jobs.forUpload(row.id)).map(jobView),
-      ...(artifacts ? {artifacts: artifactsView(`${ctx.protocol}://${ctx.host}`, await artifacts.listArtifacts(row.id))} : {}),
+      ...(artifacts ? {artifacts: artifactsView(`${ctx.protocol}://${ctx.host}`, await artifacts.list(row.id))} : {}),
     }
   })
 
