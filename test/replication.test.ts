@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
-import {readFile, stat} from 'node:fs/promises'
+import {readFile, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Writable} from 'node:stream'
 import {after, before, describe, it} from 'node:test'
@@ -75,6 +75,17 @@ describe('fan-out of artifacts to peers', () => {
     return uploadId
   }
 
+  /** `probe`'s value once it stops throwing (within 5 s). */
+  async function eventually<T>(probe: () => Promise<T>): Promise<T> {
+    for (const deadline = Date.now() + 5000; ; await new Promise((r) => setTimeout(r, 20))) {
+      try {
+        return await probe()
+      } catch (error) {
+        if (Date.now() > deadline) throw error
+      }
+    }
+  }
+
   const segments = (count: number, size: number) => Object.fromEntries(Array.from({length: count}, (_, i) => [`720p/segment_${String(i).padStart(3, '0')}.ts`, randomBytes(size)]))
 
   async function replicaRows(uploadId: string): Promise<Array<{path: string; node_id: string}>> {
@@ -138,9 +149,13 @@ describe('fan-out of artifacts to peers', () => {
       proxy.cutEachConnectionAfter(Infinity)
     }
     const partial = path.join(node3().dataDir, 'media', uploadId, '.replica-video.mp4.part')
+    // node3 notices the cut on its own time, and then keeps the hash of what it holds beside it.
+    const hashState = `${partial}.hash`
+    await eventually(() => stat(hashState))
     const kept = (await stat(partial)).size
     assert.ok(kept > 0 && kept < size, `node3 kept ${kept} bytes of the interrupted copy`)
     await assert.rejects(stat(path.join(node3().dataDir, 'media', uploadId, 'video.mp4')), 'nothing half-written is visible')
+    assert.equal(Number((await readFile(hashState)).readBigUInt64BE(0)), kept, 'the hash of the kept bytes is kept beside them, so the resumed copy need not re-read them')
 
     const bytesBefore = proxy.bytes
     const resumed = await replicator().replicateUpload(uploadId)
@@ -150,6 +165,26 @@ describe('fan-out of artifacts to peers', () => {
     assert.ok(sent < size - kept + 64 * 1024, `only the missing bytes were sent again (${sent} bytes for ${size - kept} missing)`)
     await assertCopies(node3(), uploadId, files)
     await assertCopies(node2(), uploadId, files)
+    await assert.rejects(stat(hashState), 'the kept hash state is gone with the partial')
+  })
+
+  it('resumes by re-reading the kept bytes when the kept hash state is not of them', async () => {
+    const size = BUNDLE_FILE_LIMIT + 4 * 1024 * 1024
+    const files = {'video.mp4': randomBytes(size)}
+    const uploadId = await placeOnNode1(files)
+    proxy.cutEachConnectionAfter(5 * 1024 * 1024)
+    try {
+      await replicator().replicateUpload(uploadId)
+    } finally {
+      proxy.cutEachConnectionAfter(Infinity)
+    }
+    const hashState = path.join(node3().dataDir, 'media', uploadId, '.replica-video.mp4.part.hash')
+    const state = await eventually(() => readFile(hashState))
+    state.writeBigUInt64BE(1n, 0) // the state of another length than the partial's
+    await writeFile(hashState, state)
+    const resumed = await replicator().replicateUpload(uploadId)
+    assert.deepEqual(resumed.failed, [])
+    await assertCopies(node3(), uploadId, files)
   })
 
   it('sends a large artifact once, along a chain: node2 forwards it to node3 while it arrives', async () => {

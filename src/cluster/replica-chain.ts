@@ -129,11 +129,16 @@ export class GrowingFile {
 
 /**
  * The partial file's writer (an fs.WriteStream) that says when each of its writes has landed
- * ('written', after `bytesWritten` counts it), so a GrowingFile's followers wake then.
+ * ('written', after `bytesWritten` counts it), so a GrowingFile's followers wake then, and hands
+ * the bytes that landed to `landed` (the copy's hash: it then covers exactly what is on disk,
+ * also when a cut drops the writes still buffered).
  */
 export class PartialFileWriter extends (WriteStream as unknown as new (path: string, options: {flags: string; start: number; highWaterMark: number}) => WriteStream) {
+  landed: (chunk: Buffer) => void = () => {}
+
   override _write(chunk: Buffer, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     super._write(chunk, encoding, (error) => {
+      if (!error) this.landed(chunk)
       done(error)
       if (!error) this.emit('written')
     })
@@ -141,6 +146,7 @@ export class PartialFileWriter extends (WriteStream as unknown as new (path: str
 
   override _writev(chunks: Array<{chunk: Buffer; encoding: BufferEncoding}>, done: (error?: Error | null) => void): void {
     super._writev!(chunks, (error) => {
+      if (!error) for (const {chunk} of chunks) this.landed(chunk)
       done(error)
       if (!error) this.emit('written')
     })

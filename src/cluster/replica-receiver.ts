@@ -8,7 +8,7 @@
  */
 import {once} from 'node:events'
 import {closeSync, createReadStream, mkdirSync, openSync, renameSync, writeSync, writevSync} from 'node:fs'
-import {mkdir, rename, stat, unlink} from 'node:fs/promises'
+import {mkdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 import {Transform} from 'node:stream'
@@ -16,7 +16,7 @@ import {pipeline} from 'node:stream/promises'
 import {BadRequest, Conflict, NotFound} from '../errors.js'
 import type {ArtifactRecord} from '../db/entities/artifact.js'
 import {artifactSegments, uploadMediaDir} from '../media/artifact-files.js'
-import {copyChecker} from '../media/wire-hash.js'
+import {copyChecker, type CopyCheck} from '../media/wire-hash.js'
 import {BundleError, readBundle, type BundleResult} from './replica-bundle.js'
 import {GrowingFile, PartialFileWriter, type ChainForwarder, type ChainLink} from './replica-chain.js'
 import type {ReplicaRepository} from './replica-repository.js'
@@ -61,9 +61,11 @@ export class ReplicaReceiver {
   }
 
   /**
-   * One artifact's bytes from `offset` on. One pass in the usual case: the digest grows as the
-   * bytes arrive; a resumed copy first re-reads what it already had. `chain`: peers to forward
-   * the copy to while it arrives; the answer waits for them.
+   * One artifact's bytes from `offset` on, hashed as they land on disk, never re-read: a cut
+   * copy keeps its hash's state beside its partial (`.hash`), and its resumption goes on from
+   * there (only without one, a sha256 check or a state that does not match the partial, does it
+   * re-read what it already had). `chain`: peers to forward the copy to while it arrives; the
+   * answer waits for them.
    */
   async receive(artifact: ArtifactRecord, claimed: {sha256: string; xxh128?: string; size: number; offset: number}, body: Readable, chain: string[] = []): Promise<CopyResult> {
     const wireChanged = claimed.xxh128 !== undefined && artifact.xxh128 !== null && claimed.xxh128 !== artifact.xxh128
@@ -77,13 +79,17 @@ export class ReplicaReceiver {
     const have = (await sizeOf(partial)) ?? 0
     if (offset !== have) throw new Conflict(`this node holds ${have} bytes of the copy, not ${offset}`, {'Upload-Offset': String(have)})
     const check = (await copyChecker())(artifact)
-    if (have > 0) for await (const chunk of createReadStream(partial, {highWaterMark: 1 << 20})) check.update(chunk as Buffer)
+    const hashState = `${partial}.hash`
+    if (have > 0 && !(await resumeCheck(check, hashState, have))) {
+      for await (const chunk of createReadStream(partial, {highWaterMark: 1 << 20})) check.update(chunk as Buffer)
+    }
+    // Used or stale: a new one is kept if this copy is cut too.
+    await unlink(hashState).catch(() => {})
     let received = have
-    const digest = new Transform({
+    const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
         if (received + chunk.length > artifact.size) return done(new BadRequest('the copy is longer than the artifact'))
         received += chunk.length
-        check.update(chunk)
         done(null, chunk)
       },
     })
@@ -91,14 +97,18 @@ export class ReplicaReceiver {
     // socket's 64 KiB chunks into large writevs (measured: a 1 GiB copy to two peers ~25 % faster
     // than with 1 MiB; more did not help).
     const file = new PartialFileWriter(partial, {flags: have > 0 ? 'r+' : 'w', start: have, highWaterMark: 8 << 20})
+    file.landed = (chunk) => check.update(chunk)
     const forwarding = chain.length > 0 && this.forwarder ? await this.forwardWhileWriting(artifact, chain, file, partial, have) : undefined
     try {
       try {
-        await pipeline(body, digest, file)
+        await pipeline(body, limit, file)
       } finally {
-        // A cut copy: the write in flight still lands; the partial's size means something once it has.
-        if (!file.closed) await once(file, 'close')
+        // A cut copy: the write in flight still lands; the partial's size means something once it
+        // has (its 'close' comes after its 'error', which the pipeline has already reported).
+        if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()))
         forwarding?.file.end()
+        const onDisk = have + file.bytesWritten
+        if (onDisk < artifact.size) await keepCheck(check, hashState, onDisk)
       }
       if (received < artifact.size) return {complete: false, offset: received}
       if (!check.matches()) {
@@ -231,6 +241,22 @@ export class ReplicaReceiver {
     const name = segments[segments.length - 1]!
     return {dir, target: path.join(dir, name), partial: path.join(dir, `.replica-${name}.part`)}
   }
+}
+
+/** Goes on from the state a cut copy kept (8 bytes of offset, then the state) when it is of the `have` bytes on disk. */
+async function resumeCheck(check: CopyCheck, hashState: string, have: number): Promise<boolean> {
+  const kept = await readFile(hashState).catch(() => undefined)
+  if (!kept || kept.length <= 8 || Number(kept.readBigUInt64BE(0)) !== have) return false
+  return check.resume(kept.subarray(8))
+}
+
+/** Keeps a cut copy's hash state of its `onDisk` bytes beside its partial; a check without one (sha256) keeps nothing. */
+async function keepCheck(check: CopyCheck, hashState: string, onDisk: number): Promise<void> {
+  const state = check.save()
+  if (!state || onDisk === 0) return
+  const head = Buffer.alloc(8)
+  head.writeBigUInt64BE(BigInt(onDisk))
+  await writeFile(hashState, Buffer.concat([head, state])).catch(() => {})
 }
 
 async function sizeOf(file: string): Promise<number | undefined> {

@@ -26,6 +26,10 @@ export interface CopyCheck {
   update(chunk: Uint8Array): void
   /** Whether the bytes fed so far are the artifact's (call once, after the last byte). */
   matches(): boolean
+  /** The running state, kept with a cut copy so its resumption need not re-read it (wire hash only). */
+  save(): Uint8Array | undefined
+  /** Goes on from a saved state; false when it cannot (sha256, or not a state save() made). */
+  resume(state: Uint8Array): boolean
 }
 
 /** A fresh XXHash128 hasher (its WASM instance is reused across init()). */
@@ -45,9 +49,22 @@ export async function copyChecker(): Promise<(artifact: HashedArtifact) => CopyC
     if (artifact.xxh128) {
       const expected = artifact.xxh128
       wire.init()
-      return {algorithm: 'xxh3-128', update: (chunk) => void wire.update(chunk), matches: () => wire.digest('hex') === expected}
+      return {
+        algorithm: 'xxh3-128',
+        update: (chunk) => void wire.update(chunk),
+        matches: () => wire.digest('hex') === expected,
+        save: () => wire.save(),
+        resume: (state) => {
+          try {
+            wire.load(state)
+            return true
+          } catch {
+            return false
+          }
+        },
+      }
     }
     const hash = createHash('sha256')
-    return {algorithm: 'sha256', update: (chunk) => void hash.update(chunk), matches: () => hash.digest('hex') === artifact.sha256}
+    return {algorithm: 'sha256', update: (chunk) => void hash.update(chunk), matches: () => hash.digest('hex') === artifact.sha256, save: () => undefined, resume: () => false}
   }
 }
