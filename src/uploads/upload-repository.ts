@@ -25,8 +25,13 @@ export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadCo
 
 
 export interface UploadListQuery {
+  /** null: uploads without an owner; absent: any owner (the admin API). */
   owner?: string | null
   status?: UploadStatus
+  /** Created at or after this instant. */
+  since?: Date
+  /** Partial uploads (tus concatenation) too: an operator sees every row. */
+  includePartials?: boolean
   limit: number
   /** Opaque position from a previous page: the last row's (created_at, id). */
   after?: {createdAt: Date; id: string}
@@ -265,12 +270,13 @@ export class UploadRepository {
 
   list(query: UploadListQuery): Promise<UploadRecord[]> {
     // Partial uploads (tus concatenation) are pieces of another upload, not uploads of their own.
-    const qb = this.db.getRepository(UploadEntity).createQueryBuilder('u').where(`u.upload_concat IS DISTINCT FROM 'partial'`)
+    const qb = this.db.getRepository(UploadEntity).createQueryBuilder('u').where(query.includePartials ? 'TRUE' : `u.upload_concat IS DISTINCT FROM 'partial'`)
     if (query.owner !== undefined) {
       if (query.owner === null) qb.andWhere('u.owner IS NULL')
       else qb.andWhere('u.owner = :owner', {owner: query.owner})
     }
     if (query.status) qb.andWhere('u.status = :status', {status: query.status})
+    if (query.since) qb.andWhere('u.created_at >= :since', {since: query.since})
     if (query.after) {
       qb.andWhere('(u.created_at, u.id) < (:afterCreated, :afterId)', {afterCreated: query.after.createdAt, afterId: query.after.id})
     }

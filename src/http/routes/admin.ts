@@ -13,7 +13,7 @@ import {DeadLetterService} from '../../admin/dead-letters.js'
 import {DatabaseNodeDirectory, type NodeDirectory} from '../../admin/nodes.js'
 import {JobRequeue, type RequeueItem} from '../../admin/requeue.js'
 import {parseSince} from '../../admin/since.js'
-import {UploadSearch} from '../../admin/upload-search.js'
+import {UploadRepository} from '../../uploads/upload-repository.js'
 import type {Config} from '../../config/index.js'
 import type {JobRecord} from '../../db/entities/job.js'
 import {BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized} from '../../errors.js'
@@ -99,7 +99,7 @@ function adminToken(token: string | undefined): Middleware<AppState> {
 function adminRoutes(deps: AdminDeps): Router<AppState> {
   const router = new Router<AppState>({prefix: '/admin'})
   const jobs = new JobRepository(deps.db)
-  const uploads = new UploadSearch(deps.db)
+  const uploads = new UploadRepository(deps.db)
   const broker = () => deps.pipeline()?.broker
   const requeue = new JobRequeue(jobs, broker)
   const deadLetters = new DeadLetterService(jobs, broker)
@@ -107,12 +107,12 @@ function adminRoutes(deps: AdminDeps): Router<AppState> {
 
   router.get('/uploads', async (ctx) => {
     const q = parse(uploadsQuery, ctx.query)
-    const rows = await uploads.list({...q, status: q.status as never})
+    const rows = await uploads.list({limit: q.limit, status: q.status as never, since: q.since, includePartials: true, ...(q.owner ? {owner: q.owner} : {})})
     ctx.body = {uploads: rows.map(uploadView)}
   })
 
   router.get('/uploads/:id', async (ctx) => {
-    const row = UPLOAD_ID.test(ctx.params.id!) ? await uploads.find(ctx.params.id!) : null
+    const row = UPLOAD_ID.test(ctx.params.id!) ? await uploads.findById(ctx.params.id!) : null
     if (!row) throw new NotFound(`upload ${ctx.params.id!.slice(0, 128)} not found`)
     ctx.body = {...uploadView(row), jobs: (await jobs.forUpload(row.id)).map(jobWithHistoryView)}
   })
