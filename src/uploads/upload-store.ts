@@ -5,7 +5,6 @@
  * uploads; here an upload expires after a period without progress, and only while unfinished.
  */
 import {stat, truncate, unlink, writeFile} from 'node:fs/promises'
-import path from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 import type {Logger} from 'pino'
 import {finished, pipeline} from 'node:stream/promises'
@@ -24,6 +23,7 @@ import {EarlyInspection, type HeadInspector} from './early-inspection.js'
 import {PARTIAL} from './concat-role.js'
 import {LiveHashers, type UploadHasher} from './upload-hasher.js'
 import type {UploadLocker} from './upload-locker.js'
+import {uploadFileIn} from './upload-files.js'
 import {UploadStatus} from './upload-status.js'
 import type {UploadRepository} from './upload-repository.js'
 
@@ -87,7 +87,7 @@ export class UploadStore extends FileStore {
   }
 
   filePath(id: string): string {
-    return path.join(this.options.directory, id)
+    return uploadFileIn(this.options.directory, id)
   }
 
   /**
