@@ -5,7 +5,7 @@
 import type {Context, ParameterizedContext} from 'koa'
 import type {Logger} from 'pino'
 import {Unauthorized} from '../errors.js'
-import type {AppState} from '../http/request-context.js'
+import type {AppState} from '../http/request-context-middleware.js'
 import {NonceWindow, newNonce, openBodySeal, sealBody, SIGNATURE_HEADER, signRequest, verifyRequest, type Verdict} from './cluster-signature.js'
 import {expectSealedBody, type ForwardSigner} from './forwarded-body.js'
 import type {ClusterNode, NodeRegistry} from './node-registry.js'

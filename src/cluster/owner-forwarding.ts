@@ -7,7 +7,7 @@
  */
 import type {Middleware} from 'koa'
 import {ServiceUnavailable} from '../errors.js'
-import type {AppState} from '../http/request-context.js'
+import type {AppState} from '../http/request-context-middleware.js'
 import {uploadBeforeLock} from '../request-context.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {Cluster} from './cluster.js'

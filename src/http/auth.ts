@@ -7,7 +7,7 @@ import {createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey} from 'jose'
 import type {Middleware} from 'koa'
 import type {Config} from '../config/index.js'
 import {Unauthorized} from '../errors.js'
-import type {AppState} from './request-context.js'
+import type {AppState} from './request-context-middleware.js'
 
 export type Authenticator = (authorization: string | undefined) => Promise<string | null>
 

@@ -6,7 +6,7 @@
  */
 import type {Middleware} from 'koa'
 import {answerError} from './error-answer.js'
-import type {AppState} from './request-context.js'
+import type {AppState} from './request-context-middleware.js'
 import {requestProtocol} from './request-protocol.js'
 
 export function errorHandler(): Middleware<AppState> {

@@ -6,7 +6,7 @@
  */
 import type {Middleware} from 'koa'
 import {BadRequest} from '../errors.js'
-import type {AppState} from './request-context.js'
+import type {AppState} from './request-context-middleware.js'
 
 function decoded(segment: string): string {
   try {

@@ -22,7 +22,7 @@ import {callerOf, type CallerLimits} from '../uploads/caller-limits.js'
 import {answerError} from './error-answer.js'
 import {drainUnreadBody} from './unread-body.js'
 import {serveUploadDownload} from './upload-download.js'
-import type {AppState} from './request-context.js'
+import type {AppState} from './request-context-middleware.js'
 import {applyMethodOverride, checkTusRequest, readChecksum, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_PATH, TUS_REASON_PHRASES} from './tus-protocol.js'
 
 export const TUS_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Upload-Checksum', 'X-Request-Id']

@@ -15,7 +15,7 @@ import type {UploadRepository} from '../uploads/upload-repository.js'
 import {isGone, UploadStatus} from '../uploads/upload-status.js'
 import {uploadBeforeLock} from '../request-context.js'
 import {answerWithRanges} from './byte-ranges.js'
-import type {AppState} from './request-context.js'
+import type {AppState} from './request-context-middleware.js'
 import {UPLOAD_ID} from './routes/uploads.js'
 
 /** Types a browser plays rather than runs: served as themselves, `inline`. Anything else is an opaque download. */

@@ -6,7 +6,7 @@
 import {timingSafeEqual} from 'node:crypto'
 import type {Middleware} from 'koa'
 import type {DataSource} from 'typeorm'
-import type {AppState} from '../http/request-context.js'
+import type {AppState} from '../http/request-context-middleware.js'
 import {readDatabaseGauges} from './database-gauges.js'
 import type {NodeMetrics} from './node-metrics.js'
 

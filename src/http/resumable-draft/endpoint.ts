@@ -8,7 +8,7 @@
  */
 import type {Middleware} from 'koa'
 import {BadRequest} from '../../errors.js'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 import {requestProtocol} from '../request-protocol.js'
 import {TUS_PATH} from '../tus-protocol.js'
 import {appendToUpload} from './append-upload.js'

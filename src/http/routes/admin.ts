@@ -22,8 +22,8 @@ import {JobRepository, type JobWithHistory} from '../../jobs/job-repository.js'
 import {JOB_STATUSES} from '../../jobs/job-status.js'
 import type {Pipeline} from '../../jobs/pipeline.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
-import type {AppState} from '../request-context.js'
-import {attemptView} from './uploads.js'
+import type {AppState} from '../request-context-middleware.js'
+import {attemptView, jobFields} from './uploads.js'
 import {UPLOAD_ID, uploadView} from './uploads.js'
 
 export interface AdminDeps {
@@ -120,7 +120,7 @@ function adminRoutes(deps: AdminDeps): Router<AppState> {
   router.get('/jobs', async (ctx) => {
     const q = parse(jobsQuery, ctx.query)
     const rows = await jobs.list({limit: q.limit, ...(q.status ? {status: q.status as JobRecord['status']} : {}), ...(q.kind ? {kind: q.kind} : {}), ...(q.upload ? {uploadId: q.upload} : {}), ...(q.since ? {since: q.since} : {})})
-    ctx.body = {jobs: rows.map(jobView)}
+    ctx.body = {jobs: rows.map(operatorJobView)}
   })
 
   router.get('/jobs/:id', async (ctx) => {
@@ -195,26 +195,21 @@ function summarize(items: Array<{result: string}>): Record<string, number> {
   return counts
 }
 
-function jobView(job: JobRecord) {
+/** A job as the admin API shows it: the stored status, with its ids and times. */
+function operatorJobView(job: JobRecord) {
   return {
     id: job.id,
     uploadId: job.uploadId,
-    kind: job.kind,
+    ...jobFields(job),
     status: job.status,
-    attempts: job.attempts,
-    progress: job.progress,
-    lastError: job.lastError,
-    worker: job.workerNode,
     createdAt: job.createdAt.toISOString(),
     updatedAt: job.updatedAt.toISOString(),
-    startedAt: job.startedAt?.toISOString() ?? null,
-    finishedAt: job.finishedAt?.toISOString() ?? null,
   }
 }
 
 function jobWithHistoryView(job: JobWithHistory) {
   return {
-    ...jobView(job),
+    ...operatorJobView(job),
     history: job.history.map(attemptView),
   }
 }

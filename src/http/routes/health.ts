@@ -4,7 +4,7 @@ import {unlink, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import Router from '@koa/router'
 import type {DataSource} from 'typeorm'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 
 export function healthRoutes(db: DataSource, dataDir: string): Router<AppState> {
   const router = new Router<AppState>()

@@ -14,7 +14,7 @@ import {decodedArtifactSegments, mediaRoot} from '../../media/artifact-files.js'
 import {ArtifactRepository} from '../../media/artifact-repository.js'
 import {MASTER_PLAYLIST} from '../../media/transcode.js'
 import {answerWithRanges, type ByteRange} from '../byte-ranges.js'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 
 const PREFIX = '/media/'
 const IMMUTABLE = 'public, max-age=31536000, immutable'

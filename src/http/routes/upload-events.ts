@@ -24,7 +24,7 @@ import type {JobRepository} from '../../jobs/job-repository.js'
 import {callerOf, type CallerLimits} from '../../uploads/caller-limits.js'
 import type {UploadChanges} from '../../uploads/upload-changes.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 import {StreamSubscriber, UploadEventFeeds} from './upload-feed.js'
 
 export interface UploadEventsOptions {

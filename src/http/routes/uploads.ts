@@ -6,13 +6,14 @@ import Router from '@koa/router'
 import {z} from 'zod'
 import type {ArtifactRecord} from '../../db/entities/artifact.js'
 import type {UploadRecord} from '../../db/entities/upload.js'
+import type {JobRecord} from '../../db/entities/job.js'
 import {BadRequest, NotFound} from '../../errors.js'
 import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
 import {clientJobStatus} from '../../jobs/job-status.js'
 import {artifactUrlPath} from '../../media/artifact-files.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 
 /** What an upload id can look like (as in every upload path); anything else is unknown, never a query. */
 export const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/
@@ -37,18 +38,22 @@ export function uploadView(row: UploadRecord) {
   }
 }
 
-export function jobView(job: JobWithHistory) {
+/** What the status API and the admin API both show of a job (each adds its own status word). */
+export function jobFields(job: JobRecord) {
   return {
     kind: job.kind,
-    status: clientJobStatus(job.status),
     attempts: job.attempts,
     progress: job.progress,
     lastError: job.lastError,
     worker: job.workerNode,
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
-    history: job.history.map(attemptView),
   }
+}
+
+/** A job as the status API shows it to the upload's owner: its status in the client's words. */
+export function jobView(job: JobWithHistory) {
+  return {...jobFields(job), status: clientJobStatus(job.status), history: job.history.map(attemptView)}
 }
 
 /** One attempt of a job, as the status API and the admin API show it. */

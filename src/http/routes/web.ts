@@ -11,7 +11,7 @@ import {fileURLToPath} from 'node:url'
 import Router from '@koa/router'
 import type {Config} from '../../config/index.js'
 import {AppError, NotFound} from '../../errors.js'
-import type {AppState} from '../request-context.js'
+import type {AppState} from '../request-context-middleware.js'
 
 /** What the page offers to pick; the media probe is what decides whether a file is a video. */
 export const PAGE_FILE_TYPES = ['video/*', '.mp4', '.m4v', '.mov', '.mkv', '.webm', '.avi', '.mts', '.m2ts', '.3gp']
