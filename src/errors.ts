@@ -35,10 +35,8 @@ export const NotFound = kind(404, 'NotFound')
 export const RequestTimeout = kind(408, 'RequestTimeout')
 export const Conflict = kind(409, 'Conflict')
 export const Gone = kind(410, 'Gone')
-export const PreconditionFailed = kind(412, 'PreconditionFailed')
 export const PayloadTooLarge = kind(413, 'PayloadTooLarge')
 export const UnsupportedMediaType = kind(415, 'UnsupportedMediaType')
-export const Locked = kind(423, 'Locked')
 /** tus checksum extension: the bytes of the request did not match Upload-Checksum. */
 export const ChecksumMismatch = kind(460, 'ChecksumMismatch')
 /** A limit per caller (uploads/caller-limits.ts); carries Retry-After. */

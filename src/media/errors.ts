@@ -1,5 +1,5 @@
 /**
- * What can go wrong with media, as classes the job runner can tell apart: an input no retry
+ * What can go wrong with media, as classes the consumers tell apart: an input no retry
  * will fix (UnplayableMedia), an ffmpeg run that failed (FfmpegFailed, carrying its command
  * line and stderr) and one that ran past its time (FfmpegTimedOut).
  */
@@ -7,7 +7,7 @@
 /** The input is not something we can play: permanent, a retry would fail the same way. */
 export class UnplayableMedia extends Error {
   override name = 'UnplayableMedia'
-  /** Read by the job runner: fail now, no retries. */
+  /** Always true: consumers/ dead-letters this at once (a retry would fail the same way). */
   readonly permanent = true
   constructor(
     /** Written for the person who uploaded the file. */

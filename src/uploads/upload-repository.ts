@@ -1,6 +1,9 @@
 /**
- * Every query on the uploads table (and the outbox row written with a completion). Nothing
- * else in the code base writes SQL for uploads.
+ * The uploads table as the upload's life uses it: creation, progress, completion (with its
+ * upload.completed event, through OutboxRepository), expiry, lookups and listings for both APIs.
+ * The other statements on the table stay with what they serve (docs/ARCHITECTURE.md lists
+ * them): the media pipeline's moves (media/media-repository.ts), retention's deletes, the
+ * webhook bodies' reads and the gauges' counts.
  */
 import {In, IsNull, type DataSource, type EntityManager} from 'typeorm'
 import {OutboxRepository} from '../events/outbox-repository.js'
