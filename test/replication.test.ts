@@ -149,13 +149,16 @@ describe('fan-out of artifacts to peers', () => {
       proxy.cutEachConnectionAfter(Infinity)
     }
     const partial = path.join(node3().dataDir, 'media', uploadId, '.replica-video.mp4.part')
-    // node3 notices the cut on its own time, and then keeps the hash of what it holds beside it.
+    // node3 notices each cut (the chain's copy, then node1's own) on its own time, and then keeps
+    // the hash of what it holds beside it: the resumed copy need not re-read those bytes.
     const hashState = `${partial}.hash`
-    await eventually(() => stat(hashState))
-    const kept = (await stat(partial)).size
+    const kept = await eventually(async () => {
+      const [state, onDisk] = [await readFile(hashState), (await stat(partial)).size]
+      assert.equal(Number(state.readBigUInt64BE(0)), onDisk, 'the kept hash state is of the bytes on disk')
+      return onDisk
+    })
     assert.ok(kept > 0 && kept < size, `node3 kept ${kept} bytes of the interrupted copy`)
     await assert.rejects(stat(path.join(node3().dataDir, 'media', uploadId, 'video.mp4')), 'nothing half-written is visible')
-    assert.equal(Number((await readFile(hashState)).readBigUInt64BE(0)), kept, 'the hash of the kept bytes is kept beside them, so the resumed copy need not re-read them')
 
     const bytesBefore = proxy.bytes
     const resumed = await replicator().replicateUpload(uploadId)

@@ -8,7 +8,7 @@
  */
 import {once} from 'node:events'
 import {closeSync, createReadStream, mkdirSync, openSync, renameSync, writeSync, writevSync} from 'node:fs'
-import {mkdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, rename, stat, truncate, unlink, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 import {Transform} from 'node:stream'
@@ -107,8 +107,8 @@ export class ReplicaReceiver {
         // has (its 'close' comes after its 'error', which the pipeline has already reported).
         if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()))
         forwarding?.file.end()
-        const onDisk = have + file.bytesWritten
-        if (onDisk < artifact.size) await keepCheck(check, hashState, onDisk)
+        const hashed = have + file.bytesWritten
+        if (hashed < artifact.size) await keepCheck(check, partial, hashed)
       }
       if (received < artifact.size) return {complete: false, offset: received}
       if (!check.matches()) {
@@ -250,13 +250,22 @@ async function resumeCheck(check: CopyCheck, hashState: string, have: number): P
   return check.resume(kept.subarray(8))
 }
 
-/** Keeps a cut copy's hash state of its `onDisk` bytes beside its partial; a check without one (sha256) keeps nothing. */
-async function keepCheck(check: CopyCheck, hashState: string, onDisk: number): Promise<void> {
+/**
+ * Keeps a cut copy's hash state of its first `hashed` bytes beside its partial, cut to them: a
+ * write that landed as the copy was cut is not counted by the stream (so not hashed), and is
+ * sent again. A check without a state (sha256) keeps nothing, and the partial as it is.
+ */
+async function keepCheck(check: CopyCheck, partial: string, hashed: number): Promise<void> {
   const state = check.save()
-  if (!state || onDisk === 0) return
+  if (!state || hashed === 0) return
   const head = Buffer.alloc(8)
-  head.writeBigUInt64BE(BigInt(onDisk))
-  await writeFile(hashState, Buffer.concat([head, state])).catch(() => {})
+  head.writeBigUInt64BE(BigInt(hashed))
+  try {
+    await truncate(partial, hashed)
+    await writeFile(`${partial}.hash`, Buffer.concat([head, state]))
+  } catch {
+    // Without its state, the resumption re-reads the partial.
+  }
 }
 
 async function sizeOf(file: string): Promise<number | undefined> {
