@@ -9,13 +9,13 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pino from 'pino'
-import {loadConfig, type Config} from '../../src/config/index.js'
+import type {Config} from '../../src/config/index.js'
 import type {JobRegistry} from '../../src/jobs/registry.js'
 import {retryDelays} from '../../src/jobs/retry-policy.js'
 import {topology} from '../../src/jobs/topology.js'
 import {startNode, type RunningNode} from '../../src/node.js'
 import {removeTopology, testPrefix} from './pipeline-support.js'
-import {freshSchema} from './node.js'
+import {freshSchema, testNodeConfig} from './node.js'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from './services.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
@@ -30,15 +30,9 @@ export async function startAdminNode(registry: JobRegistry, options: {broker: 'a
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-admin-'))
   const schema = await freshSchema()
   const prefix = testPrefix()
-  const config = loadConfig(
-    {},
+  const config = testNodeConfig(
+    dataDir,
     {
-      host: '127.0.0.1',
-      port: 0,
-      dataDir,
-      logLevel: 'silent',
-      expirySweepInterval: 0,
-      shutdownTimeout: 2000,
       databaseUrl: TEST_DATABASE_URL,
       databaseSchema: schema.schema,
       outboxPollInterval: 50,

@@ -40,6 +40,11 @@ export async function freshSchema(): Promise<{schema: string; drop(): Promise<vo
   }
 }
 
+/** What every test node's config starts from (loopback, a free port, silent, no expiry sweeper, a quick shutdown), then `overrides`. */
+export function testNodeConfig(dataDir: string, overrides: Parameters<typeof loadConfig>[1]): Config {
+  return loadConfig({}, {host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', expirySweepInterval: 0, shutdownTimeout: 2000, ...overrides})
+}
+
 /**
  * `options.registry` defaults to no job handlers: tests of the upload path need no transcoding
  * (pass the consumers' registry, or handlers of the test's own, to run jobs).
@@ -52,16 +57,10 @@ export async function startTestNode(
 ): Promise<TestNode> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-test-'))
   const schema = kind === 'postgres' ? await freshSchema() : undefined
-  const config = loadConfig(
-    {},
+  const config = testNodeConfig(
+    dataDir,
     {
-      host: '127.0.0.1',
-      port: 0,
-      dataDir,
-      logLevel: 'silent',
-      expirySweepInterval: 0,
       searchPath: process.env.PATH ?? '',
-      shutdownTimeout: 2000,
       // Suites create uploads and streams by the hundred from one address; test/security/quotas turns them on.
       quotaUploadsInFlight: 0,
       quotaBytesInFlight: 0,
