@@ -95,7 +95,7 @@ export async function startNode(config: Config, log: Logger, options: NodeOption
     metrics
   )
   const completion = new UploadCompletion(uploads, store, log, config.nodeId)
-  store.onFullyReceived = (id) => completion.complete(id)
+  store.onFullyReceived = (id, size) => completion.complete(id, size)
   completion.onCompleted(() => metrics.uploadsCompleted.inc())
   const shuttingDown = new AbortController()
   const self = {id: config.nodeId, url: config.nodeUrl ?? ''}

@@ -59,4 +59,20 @@ describe('database round trips per tus request (postgres)', () => {
     assert.equal(res.headers['upload-offset'], '1000')
     assert.deepEqual(sql.map((q) => q.split(' ')[0]), ['INSERT', 'UPDATE'], sql.join('\n'))
   })
+  it('completes an upload in one transaction (the row with its digests, the outbox event), reading nothing again', async () => {
+    const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 2000}})
+    const url = new URL(String(res.headers.location), node.url).toString()
+    const patch = (offset: number) => request('PATCH', url, {headers: {...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset}, body: randomBytes(1000)})
+    assert.equal((await patch(0)).status, 204)
+    const {res: last, sql} = await counted(() => patch(1000))
+    assert.equal(last.status, 204, last.body)
+    const verbs = sql.map((q) => q.trim().split(/\s+/)[0])
+    // The offset recorded, then the completion: one transaction, with no SELECT in or after it.
+    const progress = verbs.indexOf('UPDATE')
+    assert.deepEqual(verbs.slice(progress), ['UPDATE', 'START', 'UPDATE', 'INSERT', 'COMMIT'], sql.join('\n'))
+    assert.match(sql.at(-2)!, /INSERT INTO outbox/)
+    const status = (await (await fetch(`${node.url}/api/uploads/${url.split('/').pop()}`)).json()) as Record<string, unknown>
+    assert.equal(status.status, 'completed')
+    assert.match(String(status.sha256), /^[0-9a-f]{64}$/)
+  })
 })

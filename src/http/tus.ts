@@ -69,7 +69,7 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
     },
 
     async onUploadFinish(_req, upload) {
-      await completion.complete(upload.id)
+      await completion.complete(upload.id, upload.size ?? upload.offset)
       return {}
     },
 

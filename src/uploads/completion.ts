@@ -28,10 +28,12 @@ export class UploadCompletion {
 
   /**
    * Idempotent: returns the event if this call completed the upload, null if it already was or
-   * if it is a partial upload (which is never announced on its own).
+   * if it is a partial upload (which is never announced on its own). `size`, when the caller
+   * knows it (the request that took the last byte): then the row is not read at all, only
+   * completed (one transaction: the row, its digests, the outbox event).
    */
-  async complete(id: string): Promise<UploadCompleted | null> {
-    const digests = await this.store.digests(id)
+  async complete(id: string, size?: number): Promise<UploadCompleted | null> {
+    const digests = await this.store.digests(id, size)
     const completed = await this.uploads.complete(id, digests)
     if (!completed) return null
     const {row, event} = completed

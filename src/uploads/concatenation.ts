@@ -176,7 +176,7 @@ export class UploadConcatenation {
     }
     await this.uploads.recordProgress(finalId, {bytesReceived: size, expiresAt: null})
     this.store.adoptHasher(finalId, hasher)
-    await this.completion.complete(finalId)
+    await this.completion.complete(finalId, size)
     // The partials are consumed: their bytes now live in the final upload.
     await Promise.all(local.map((p) => unlink(p).catch(() => {})))
     this.log.info({uploadId: finalId, parts: parts.length, size}, 'final upload assembled')

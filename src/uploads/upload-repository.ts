@@ -11,7 +11,7 @@ import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../events/event-schemas.js'
 import {SCHEMA_VERSION} from '../events/event-schemas.js'
 import {inFlightRefusal, type InFlightQuota, type InFlightUsage} from './caller-limits.js'
-import {UploadRowReads} from './upload-row-reads.js'
+import {uploadRecord, UploadRowReads, type RawUploadRow} from './upload-row-reads.js'
 import {UploadStatus} from './upload-status.js'
 
 export interface UploadProgress {
@@ -151,14 +151,16 @@ export class UploadRepository {
   async complete(id: string, digests: {sha256: string; md5: string}): Promise<{row: UploadRecord; event: UploadCompleted | null} | null> {
     return this.db.transaction(async (tx) => {
       const now = new Date()
-      const result = await tx
-        .createQueryBuilder()
-        .update(UploadEntity)
-        .set({status: UploadStatus.Completed, sha256: digests.sha256, md5: digests.md5, completedAt: now, updatedAt: now, expiresAt: null})
-        .where('id = :id AND status = :status', {id, status: UploadStatus.Uploading})
-        .execute()
-      if (!result.affected) return null
-      const row = (await tx.getRepository(UploadEntity).findOneBy({id}))!
+      // The row as completed comes back with the UPDATE: nothing is read again.
+      const [raw] = updatedRows(
+        (await tx.query(
+          `UPDATE uploads SET status = $2, sha256 = $3, md5 = $4, completed_at = $5::timestamptz, updated_at = $5::timestamptz, expires_at = NULL
+           WHERE id = $1 AND status = $6 RETURNING *`,
+          [id, UploadStatus.Completed, digests.sha256, digests.md5, now.toISOString(), UploadStatus.Uploading]
+        )) as RawUploadRow[] | [RawUploadRow[], number]
+      )
+      if (!raw) return null
+      const row = uploadRecord(raw)
       if (row.uploadConcat === 'partial') return {row, event: null}
       const event: UploadCompleted = {
         schemaVersion: SCHEMA_VERSION,

@@ -80,7 +80,7 @@ export class UploadRowReads {
   }
 }
 
-interface RawUploadRow {
+export interface RawUploadRow {
   id: string
   owner: string | null
   caller: string | null
@@ -107,7 +107,8 @@ const count = (value: string | number | bigint | null): number | null => (value 
 const time = (value: Date | string | null): Date | null => (value === null ? null : value instanceof Date ? value : new Date(value))
 
 /** A raw `uploads` row (pg or PGlite) as the entity TypeORM would build. */
-function uploadRecord(raw: RawUploadRow): UploadRecord {
+/** A row as `SELECT *` (or `RETURNING *`) gives it, as the entity describes it. */
+export function uploadRecord(raw: RawUploadRow): UploadRecord {
   return {
     id: raw.id,
     owner: raw.owner,

@@ -111,7 +111,7 @@ export class UploadStore extends FileStore {
   }
 
   /** Called when a reconciled upload turns out to hold all its bytes (see getUpload). */
-  onFullyReceived?: (id: string) => Promise<unknown>
+  onFullyReceived?: (id: string, size: number) => Promise<unknown>
 
   /**
    * The upload as the protocol sees it (its offset is the file's size), after repairing what a
@@ -141,7 +141,7 @@ export class UploadStore extends FileStore {
     }
     if (repair && row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
       await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
-      if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id)
+      if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id, row.size)
       repaired = true
     }
     // @tus/server writes (PATCH) right after this, under the same lock: the row needs no second read.
@@ -308,12 +308,17 @@ export class UploadStore extends FileStore {
 
   /**
    * The final digests of a fully received upload: from the hashers that took its last bytes,
-   * or (after a restart between the last byte and completion) from the file.
+   * or (after a restart between the last byte and completion) from the file. `size`: the
+   * upload's length, when the caller knows it (else read from the row).
    */
-  async digests(id: string): Promise<{sha256: string; md5: string}> {
-    const row = await this.uploads.findById(id)
-    if (!row) throw ERRORS.FILE_NOT_FOUND
-    const hasher = await this.hashers.at(id, this.filePath(id), row.size ?? row.bytesReceived)
+  async digests(id: string, size?: number): Promise<{sha256: string; md5: string}> {
+    // The request that took the last bytes knows the size; only a recovery reads the row for it.
+    if (size === undefined) {
+      const row = await this.uploads.findById(id)
+      if (!row) throw ERRORS.FILE_NOT_FOUND
+      size = row.size ?? row.bytesReceived
+    }
+    const hasher = await this.hashers.at(id, this.filePath(id), size)
     this.hashers.forget(id)
     this.inspection?.forget(id)
     return hasher.digests()

@@ -68,7 +68,7 @@ export async function receiveContent(
     length = offset
   }
   if (offset !== length) throw inconsistentLength(`the upload was marked complete at ${offset} bytes, but its length is ${length} bytes`, {'Upload-Offset': String(offset)})
-  await deps.completion.complete(upload.id)
+  await deps.completion.complete(upload.id, length)
   return {offset, length, complete: true, end}
 }
 
