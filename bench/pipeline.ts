@@ -17,8 +17,8 @@ import {JobRepository} from '../src/jobs/job-repository.js'
 import {jobMessage} from '../src/jobs/messages.js'
 import {Outcome} from '../src/jobs/outcome.js'
 import {OutboxRelay} from '../src/jobs/outbox-relay.js'
-import {JOB_POLICIES, JobRegistry} from '../src/jobs/registry.js'
-import {retryDelays} from '../src/jobs/retry-policy.js'
+import {JobRegistry} from '../src/jobs/registry.js'
+import {JOB_POLICIES, retryDelays} from '../src/jobs/job-policies.js'
 import {JobRunner} from '../src/jobs/runner.js'
 import {topology} from '../src/jobs/topology.js'
 import {UploadRepository} from '../src/uploads/upload-repository.js'
@@ -120,7 +120,7 @@ async function ourThroughput(): Promise<number> {
     return Outcome.succeeded()
   })
   const jobs = new JobRepository(database.db)
-  const runner = new JobRunner({broker, jobs, registry, policies: {...JOB_POLICIES, snapshot: {...JOB_POLICIES.snapshot, concurrency: PREFETCH}}, nodeId: 'bench', log})
+  const runner = new JobRunner({broker, jobs, registry, policies: {kinds: {...JOB_POLICIES, snapshot: {...JOB_POLICIES.snapshot, concurrency: PREFETCH}}, retryDelays: retryDelays(1000, 3)}, nodeId: 'bench', log})
   try {
     const started = performance.now()
     await runner.start(['snapshot'])

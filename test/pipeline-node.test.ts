@@ -10,8 +10,10 @@ import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import pino from 'pino'
 import {loadConfig} from '../src/config/index.js'
+import {transcodeOnDead, transcodeWork} from '../consumers/transcode.js'
 import {Outcome} from '../src/jobs/outcome.js'
-import {JobRegistry} from '../src/jobs/registry.js'
+import {JobRegistry, type DeadJobHook} from '../src/jobs/registry.js'
+import {FfmpegTimedOut} from '../src/media/index.js'
 import {startNode, type RunningNode} from '../src/node.js'
 import {createUpload, PATCH_HEADERS, request} from './support/http.js'
 import {waitFor} from './support/pipeline-support.js'
@@ -55,6 +57,35 @@ describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
     assert.equal(res.status, 200)
     return (JSON.parse(res.body) as {jobs: JobView[]}).jobs
   }
+
+  test('a transcode that fails every attempt is made dead by the runner, and its onDead hook marks the upload failed', async () => {
+    let onDead: DeadJobHook<'transcode'> | undefined
+    let runs = 0
+    const handler = transcodeWork({
+      transcode: async () => {
+        runs++
+        throw new FfmpegTimedOut(1, 'ffmpeg -i source.mp4', '')
+      },
+    })
+    const config = loadConfig({}, {host: '127.0.0.1', port: 0, dataDir: path.join(dataDir, 'dead'), logLevel: 'silent', expirySweepInterval: 0, shutdownTimeout: 2000, outboxPollInterval: 50, jobMaxAttempts: 2, jobRetryDelay: 50})
+    const node = await startNode(config, pino({level: 'silent'}), {registry: new JobRegistry().register('transcode', handler, (job, death, context) => onDead!(job, death, context))})
+    onDead = transcodeOnDead({db: node.db})
+    try {
+      const id = await upload(node)
+      const upload_ = await waitFor('the upload to be failed', async () => {
+        const row = await node.uploads.findById(id)
+        return row?.status === 'failed' ? row : undefined
+      })
+      assert.equal(upload_.failureReason, 'transcode took longer than its time limit; the video could not be processed')
+      const [transcode] = (await jobsOf(node, id)).filter((j) => j.kind === 'transcode')
+      assert.equal(transcode!.status, 'dead')
+      assert.equal(transcode!.attempts, 2)
+      assert.equal(runs, 2, 'retried once, by the runner, then given up')
+      assert.deepEqual(transcode!.history.map((a) => a.outcome), ['failed', 'dead'])
+    } finally {
+      await node.close()
+    }
+  })
 
   test('a completed upload runs its jobs and the status API shows them', async () => {
     let runs = 0

@@ -16,7 +16,7 @@ import {JobRepository} from '../src/jobs/job-repository.js'
 import {MemoryBroker} from '../src/jobs/memory-broker.js'
 import {SCHEMA_VERSION} from '../src/events/event-schemas.js'
 import {OutboxRelay} from '../src/jobs/outbox-relay.js'
-import {retryDelays} from '../src/jobs/retry-policy.js'
+import {retryDelays} from '../src/jobs/job-policies.js'
 import {topology} from '../src/jobs/topology.js'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
 import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './support/pipeline-support.js'
@@ -254,7 +254,7 @@ describe('outbox relay', {timeout: 90_000}, () => {
     const {db} = database
     const upload = await completedUpload(db)
     await artifactRows(db, upload, 40)
-    const broker = new MemoryBroker({retryDelays: [1000], deliveryLimit: 5})
+    const broker = new MemoryBroker({deliveryLimit: 5})
     const events: string[] = []
     broker.onEvent((topic, event) => {
       if ((event as {uploadId?: string}).uploadId === upload) events.push(topic)

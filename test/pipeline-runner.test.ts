@@ -15,8 +15,8 @@ import type {JobKind} from '../src/jobs/job-kinds.js'
 import {MemoryBroker} from '../src/jobs/memory-broker.js'
 import {jobMessage} from '../src/jobs/messages.js'
 import {Outcome, UnrecoverableError, type JobOutcome} from '../src/jobs/outcome.js'
-import {JOB_POLICIES, JobRegistry, type JobContext} from '../src/jobs/registry.js'
-import {retryDelays} from '../src/jobs/retry-policy.js'
+import {JobRegistry, type JobContext} from '../src/jobs/registry.js'
+import {JOB_POLICIES, retryDelays} from '../src/jobs/job-policies.js'
 import {JobRunner} from '../src/jobs/runner.js'
 import {topology, type Topology} from '../src/jobs/topology.js'
 import {TEST_AMQP_URL} from './support/services.js'
@@ -113,7 +113,7 @@ async function amqpHarness(): Promise<Harness> {
 }
 
 async function memoryHarness(): Promise<Harness> {
-  const broker = new MemoryBroker({retryDelays: delays, deliveryLimit: 5})
+  const broker = new MemoryBroker({deliveryLimit: 5})
   let taken = 0
   return {
     broker,
@@ -154,11 +154,16 @@ for (const [name, makeHarness] of [
     let acked: (kind: JobKind) => number
     const behaviours = new Map<string, Behaviour>()
     const calls = new Map<string, Array<{at: number; attempt: number}>>()
+    /** What the snapshot kind's onDead hook was told, and the job's status when it ran. */
+    const deaths = new Map<string, Array<{reason: string; error: unknown; statusThen: string | undefined}>>()
     const policies = {
-      ...JOB_POLICIES,
-      snapshot: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: TIMEOUT_MS, rerun: false},
-      fanout: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: true},
-      transcode: {concurrency: 1, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: false},
+      kinds: {
+        ...JOB_POLICIES,
+        snapshot: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: TIMEOUT_MS, rerun: false},
+        fanout: {concurrency: 4, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: true},
+        transcode: {concurrency: 1, attempts: MAX_ATTEMPTS, timeoutMs: 10_000, rerun: false},
+      },
+      retryDelays: delays,
     }
 
     before(async () => {
@@ -169,7 +174,12 @@ for (const [name, makeHarness] of [
         calls.set(job.uploadId, [...(calls.get(job.uploadId) ?? []), {at: Date.now(), attempt: context.attempt}])
         return behaviours.get(job.uploadId)!(job, context)
       }
-      const registry = new JobRegistry().register('snapshot', handler).register('fanout', handler)
+      const registry = new JobRegistry()
+        .register('snapshot', handler, async (job, death) => {
+          const statusThen = (await jobs.find(job.uploadId, 'snapshot'))?.status
+          deaths.set(job.uploadId, [...(deaths.get(job.uploadId) ?? []), {reason: death.reason, error: death.error, statusThen}])
+        })
+        .register('fanout', handler)
       const counting = countingAcks(harness.broker)
       acked = counting.acked
       runner = new JobRunner({broker: counting.broker, jobs, registry, policies, nodeId: 'runner-test', log})
@@ -231,6 +241,7 @@ for (const [name, makeHarness] of [
       assert.equal(calls.get(uploadId)!.length, 1)
       const [withHistory] = await jobs.forUpload(uploadId)
       assert.deepEqual(withHistory!.history.map((a) => a.outcome), ['succeeded'])
+      assert.equal(deaths.get(uploadId), undefined, 'no onDead for a success')
       await waitFor('the queue to be empty', async () => (await harness.queueDepth()) === 0 && runner.activeJobs === 0)
     })
 
@@ -253,6 +264,7 @@ for (const [name, makeHarness] of [
         ['failed', 'storage hiccup 2'],
         ['succeeded', null],
       ])
+      assert.equal(deaths.get(uploadId), undefined, 'no onDead while retries are left')
     })
 
     test('an UnrecoverableError dead-letters the job at once, with its reason', async () => {
@@ -263,6 +275,11 @@ for (const [name, makeHarness] of [
       assert.equal(job.status, 'dead')
       assert.equal(job.lastError, 'the file is not a video')
       assert.equal(calls.get(uploadId)!.length, 1)
+      const [death, ...more] = deaths.get(uploadId)!
+      assert.equal(more.length, 0, 'onDead runs once')
+      assert.equal(death!.reason, 'the file is not a video')
+      assert.ok(death!.error instanceof UnrecoverableError, 'onDead is handed what the attempt threw')
+      assert.equal(death!.statusThen, 'running', 'onDead runs before the job is recorded dead')
       const dead = await waitFor('the dead letter', async () => {
         const letters = await harness.deadLetters()
         return letters.length > 0 ? letters : undefined
@@ -279,6 +296,7 @@ for (const [name, makeHarness] of [
       assert.equal(job.attempts, MAX_ATTEMPTS)
       assert.equal(job.lastError, `gave up after ${MAX_ATTEMPTS} attempts: the peer node is busy`)
       assert.equal(calls.get(uploadId)!.length, MAX_ATTEMPTS)
+      assert.deepEqual(deaths.get(uploadId), [{reason: `gave up after ${MAX_ATTEMPTS} attempts: the peer node is busy`, error: undefined, statusThen: 'running'}], 'the runner, not the handler, gave up')
       const dead = await waitFor('the dead letter', async () => {
         const letters = await harness.deadLetters()
         return letters.length > 0 ? letters : undefined

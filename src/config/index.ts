@@ -128,9 +128,9 @@ export const configSchema = z.object({
   amqpUrl: url(['amqp:', 'amqps:']),
   /** Every exchange and queue name starts with this (tests and deployments sharing a broker differ). */
   queuePrefix: z.string().regex(TOPOLOGY_PREFIX),
-  /** Per-kind prefetch, e.g. {"transcode":1}; kinds left out use the registry's default. */
+  /** Per-kind prefetch, e.g. {"transcode":1}; kinds left out use their JOB_POLICIES default (jobs/job-policies.ts). */
   jobPrefetch: z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.partialRecord(z.enum(JOB_KINDS), z.number().int().min(1).max(256))),
-  /** Attempts before a job is dead, for every kind; unset uses each kind's own (jobs/registry.ts). */
+  /** Attempts before a job is dead, for every kind; unset uses each kind's own (jobs/job-policies.ts). */
   jobMaxAttempts: z.coerce.number().int().min(1).max(50).optional(),
   /** Delay before the first retry; each later one doubles. */
   jobRetryDelay: duration,

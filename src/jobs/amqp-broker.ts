@@ -10,7 +10,6 @@ import {BrokerUnavailable, encode, type Broker, type DeadLetterMessage, type Del
 import {declareTopology} from './amqp-topology.js'
 import type {JobKind} from './job-kinds.js'
 import type {JobMessage} from './messages.js'
-import {delayAfterAttempt} from './retry-policy.js'
 import type {Topology} from './topology.js'
 
 const CONFIRM_TIMEOUT_MS = 10_000
@@ -213,14 +212,12 @@ export class AmqpBroker implements Broker {
       deliveryCount: deliveryCountOf(message),
       ack: () => settle(() => channel.ack(message)),
       requeue: () => settle(() => channel.nack(message, false, true)),
-      retry: (attempt, reason) =>
-        settle(() => {
-          const delay = delayAfterAttempt(topology.retryDelays, attempt)
-          return publishThenAck(topology.retryExchange, topology.retryRoutingKey(kind, delay), {
-            'x-attempt': attempt,
+      retry: (delayMs, reason) =>
+        settle(() =>
+          publishThenAck(topology.retryExchange, topology.retryRoutingKey(kind, declaredDelay(topology.retryDelays, delayMs)), {
             'x-retry-reason': reason.slice(0, REASON_MAX),
           })
-        }),
+        ),
       deadLetter: (reason) =>
         settle(() =>
           publishThenAck(topology.deadExchange, kind, {
@@ -268,6 +265,16 @@ export class AmqpBroker implements Broker {
  * nack or a consumer that went away); RabbitMQ 4 counts only failed ones there and every
  * acquisition in x-acquired-count; the redelivered flag says "delivered before" on any queue.
  */
+/**
+ * The delay queue a retry goes through: the runner names a rung of the ladder this topology was
+ * declared from; any other delay takes the longest declared one not above it (the shortest if
+ * none is), so a retry is never published where no queue is bound.
+ */
+function declaredDelay(declared: readonly number[], delayMs: number): number {
+  const fitting = declared.filter((d) => d <= delayMs)
+  return fitting.length > 0 ? Math.max(...fitting) : Math.min(...declared)
+}
+
 function deliveryCountOf(message: ConsumeMessage): number {
   const headers = message.properties.headers ?? {}
   const before = Math.max(Number(headers['x-delivery-count'] ?? 0) || 0, Number(headers['x-acquired-count'] ?? 0) || 0, message.fields.redelivered ? 1 : 0)

@@ -1,8 +1,8 @@
 /**
  * The broker port. Two adapters: RabbitMQ (amqp-broker.ts) for separate processes and machines,
  * and an in-process one (memory-broker.ts) for the embedded default. Both give the runner the
- * same semantics: at-least-once delivery, a prefetch per consumer, retries through delays that
- * grow, a delivery limit, and a dead-letter queue per kind.
+ * same semantics: at-least-once delivery, a prefetch per consumer, a retry after the delay the
+ * runner names, a delivery limit, and a dead-letter queue per kind. Neither decides a retry.
  */
 import type {JobKind} from './job-kinds.js'
 import type {JobMessage} from './messages.js'
@@ -16,8 +16,8 @@ export interface Delivery {
    */
   readonly deliveryCount: number
   ack(): Promise<void>
-  /** Schedules the message again after the backoff for this failed attempt (1-based), then acks. */
-  retry(attempt: number, reason: string): Promise<void>
+  /** Schedules the message again after `delayMs` (the runner's choice, a rung of the ladder the broker was built with), then acks. */
+  retry(delayMs: number, reason: string): Promise<void>
   /** Moves the message to the kind's dead-letter queue with the reason, then acks. */
   deadLetter(reason: string): Promise<void>
   /** Hands the message back at once (shutdown, or the database is unreachable). */

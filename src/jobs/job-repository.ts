@@ -17,7 +17,7 @@ import type {JobChanged} from './messages.js'
 export interface StartRequest {
   /** Delivered before (its consumer died or handed it back): Delivery.deliveryCount > 1. */
   redelivery: boolean
-  /** The kind's policy (JOB_POLICIES) runs it again on new work. */
+  /** The kind's policy (JOB_POLICIES in job-policies.ts) runs it again on new work. */
   rerun: boolean
 }
 
@@ -36,11 +36,6 @@ export type StartedJob =
  * succeeded, still owing the rerun: the caller hands its message back, whose redelivery reruns it).
  */
 export type FinishResult = 'recorded' | 'rerun' | 'rerun-unpublished' | 'not-owner'
-
-/** The attempt's number within its run (1 first): what the attempt budget counts. */
-export function attemptInRun(job: JobRecord): number {
-  return job.attempts - job.runFirstAttempt + 1
-}
 
 export interface JobWithHistory extends JobRecord {
   history: JobAttemptRecord[]

@@ -8,7 +8,6 @@ import type {Broker, DeadLetterMessage, Delivery, DeliveryHandler, Subscription,
 import {BrokerUnavailable, encode} from './broker.js'
 import {JOB_KINDS, type JobKind} from './job-kinds.js'
 import type {JobMessage} from './messages.js'
-import {delayAfterAttempt} from './retry-policy.js'
 
 interface Envelope {
   body: Buffer
@@ -40,7 +39,7 @@ export class MemoryBroker implements Broker {
   private readonly listeners = new Set<EventListener>()
   private closed = false
 
-  constructor(private readonly options: {retryDelays: readonly number[]; deliveryLimit: number}) {}
+  constructor(private readonly options: {deliveryLimit: number}) {}
 
   async start(): Promise<void> {}
 
@@ -163,12 +162,12 @@ export class MemoryBroker implements Broker {
       body: envelope.body,
       deliveryCount: envelope.deliveryCount,
       ack: async () => settle(() => {}),
-      retry: async (attempt, _reason) =>
+      retry: async (delayMs, _reason) =>
         settle(() => {
           const timer = setTimeout(() => {
             this.timers.delete(timer)
             this.enqueue(kind, {body: envelope.body, deliveryCount: 0})
-          }, delayAfterAttempt(this.options.retryDelays, attempt))
+          }, delayMs)
           this.timers.add(timer)
         }),
       deadLetter: async (reason) => settle(() => this.dead.get(kind)!.push({body: envelope.body, reason, at: new Date()})),

@@ -14,8 +14,8 @@ import {JobRepository} from './job-repository.js'
 import {MemoryBroker} from './memory-broker.js'
 import {jobMessage} from './messages.js'
 import {OutboxRelay} from './outbox-relay.js'
-import {JOB_POLICIES, type JobPolicy, type JobRegistry} from './registry.js'
-import {retryDelays} from './retry-policy.js'
+import {resolvePolicies, type JobPolicies} from './job-policies.js'
+import type {JobRegistry} from './registry.js'
 import {JobRunner} from './runner.js'
 import {topology} from './topology.js'
 
@@ -46,22 +46,12 @@ export interface Pipeline {
   close(deadlineMs: number): Promise<void>
 }
 
-/** Each kind's policy with the config's overrides applied. */
-export function resolvePolicies(config: Pick<Config, 'jobPrefetch' | 'jobMaxAttempts'>): Record<JobKind, JobPolicy> {
-  const entries = JOB_KINDS.map((kind) => {
-    const base = JOB_POLICIES[kind]
-    return [kind, {...base, concurrency: config.jobPrefetch[kind] ?? base.concurrency, attempts: config.jobMaxAttempts ?? base.attempts}] as const
-  })
-  return Object.fromEntries(entries) as Record<JobKind, JobPolicy>
-}
-
-export function createBroker(config: PipelineConfig, log: Logger): Broker {
-  const policies = resolvePolicies(config)
-  const delays = retryDelays(config.jobRetryDelay, Math.max(...JOB_KINDS.map((k) => policies[k].attempts)))
-  if (!config.amqpUrl) return new MemoryBroker({retryDelays: delays, deliveryLimit: config.jobDeliveryLimit})
+/** The broker, whose delay queues (RabbitMQ) are the rungs of the policies' ladder. */
+export function createBroker(config: PipelineConfig, policies: Pick<JobPolicies, 'retryDelays'>, log: Logger): Broker {
+  if (!config.amqpUrl) return new MemoryBroker({deliveryLimit: config.jobDeliveryLimit})
   return new AmqpBroker({
     url: config.amqpUrl,
-    topology: topology(config.queuePrefix, delays, config.jobDeliveryLimit),
+    topology: topology(config.queuePrefix, policies.retryDelays, config.jobDeliveryLimit),
     nodeId: config.nodeId,
     log: log.child({component: 'amqp'}),
   })
@@ -69,10 +59,12 @@ export function createBroker(config: PipelineConfig, log: Logger): Broker {
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const {config, db, log, registry} = options
-  const broker = createBroker(config, log)
+  // Resolved once, here: the runner decides every retry with them, the broker's delays follow them.
+  const policies = resolvePolicies(config)
+  const broker = createBroker(config, policies, log)
   await broker.start()
   const jobs = new JobRepository(db)
-  const runner = new JobRunner({broker, jobs, registry, policies: resolvePolicies(config), nodeId: config.nodeId, log: log.child({component: 'runner'})})
+  const runner = new JobRunner({broker, jobs, registry, policies, nodeId: config.nodeId, log: log.child({component: 'runner'})})
   if (broker instanceof MemoryBroker) await requeuePending(jobs, broker, log)
   const consumedKinds = await runner.start(options.kinds ?? (broker.name === 'memory' ? JOB_KINDS : []))
   const relay = options.relay

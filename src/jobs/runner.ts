@@ -1,26 +1,30 @@
 /**
  * The consumer runner: takes deliveries of each kind it has a handler for, validates them,
  * records the attempt (or, for a duplicate, only what it owes), runs the handler under its
- * timeout, commits the outcome, and only then settles the message (ack, retry with backoff, or
- * dead-letter). Retries, dead-lettering and reruns are decided here and nowhere else. close()
- * stops taking, waits for work in flight (up to a deadline), then aborts and hands back the rest.
+ * timeout, decides what the outcome means (`settlementOf`: ack, retry after which delay, or
+ * dead, from the policies resolved once at start-up), runs the kind's `onDead` hook for a dead
+ * job, commits, and only then settles the message. Retries, the attempt budget, the delays,
+ * dead-lettering and reruns are decided here and nowhere else: handlers return an outcome,
+ * brokers carry out the delay they are given. close() stops taking, waits for work in flight
+ * (up to a deadline), then aborts and hands back the rest.
  */
 import type {Logger} from 'pino'
 import type {Broker, Delivery, Subscription} from './broker.js'
 import type {JobRecord} from '../db/entities/job.js'
 import type {JobKind} from './job-kinds.js'
-import {attemptInRun, type FinishResult, type JobRepository} from './job-repository.js'
+import type {JobPolicies, JobPolicy} from './job-policies.js'
+import type {FinishResult, JobRepository} from './job-repository.js'
 import {JobStatus} from './job-status.js'
 import {jobMessage, parseJobMessage, type JobMessage} from './messages.js'
 import {outcomeOfError, type JobOutcome} from './outcome.js'
-import type {JobPolicy, JobRegistry} from './registry.js'
-import {dispose} from './retry-policy.js'
+import type {JobRegistry} from './registry.js'
 
 export interface JobRunnerOptions {
   broker: Broker
   jobs: JobRepository
   registry: JobRegistry
-  policies: Record<JobKind, JobPolicy>
+  /** Resolved once at start-up (resolvePolicies); the brokers' delay queues follow the same ladder. */
+  policies: JobPolicies
   nodeId: string
   log: Logger
 }
@@ -32,6 +36,36 @@ interface InFlight {
 
 class Stopping extends Error {
   override name = 'Stopping'
+}
+
+/** The attempt's number within its run (1 first): what the attempt budget counts. */
+export function attemptInRun(job: Pick<JobRecord, 'attempts' | 'runFirstAttempt'>): number {
+  return job.attempts - job.runFirstAttempt + 1
+}
+
+/** What an outcome does to its message. */
+export type Settlement = {action: 'ack'} | {action: 'retry'; reason: string; delayMs: number} | {action: 'dead'; reason: string}
+
+/**
+ * The one retry decision: a retry outcome is retried after the ladder's delay for this attempt
+ * while the kind's budget lasts, and is dead once it has run out.
+ */
+export function settlementOf(outcome: JobOutcome, attempt: number, policy: Pick<JobPolicy, 'attempts'>, retryDelays: readonly number[]): Settlement {
+  switch (outcome.status) {
+    case 'succeeded':
+      return {action: 'ack'}
+    case 'dead':
+      return {action: 'dead', reason: outcome.reason}
+    case 'retry':
+      if (attempt >= policy.attempts) return {action: 'dead', reason: `gave up after ${attempt} attempts: ${outcome.reason}`}
+      return {action: 'retry', reason: outcome.reason, delayMs: retryDelays[Math.min(Math.max(attempt, 1), retryDelays.length) - 1]!}
+  }
+}
+
+/** A handler's outcome, with what it threw when it threw (for the onDead hook). */
+interface Attempted {
+  outcome: JobOutcome
+  error?: unknown
 }
 
 /** One settled attempt, for observers (metrics): what ran, how it ended, how long it took. */
@@ -57,7 +91,7 @@ export class JobRunner {
     const {broker, registry, policies, log} = this.options
     const consumed = kinds.filter((kind) => registry.handler(kind))
     for (const kind of consumed) {
-      this.subscriptions.push(await broker.consume(kind, policies[kind].concurrency, (delivery) => this.track(kind, delivery)))
+      this.subscriptions.push(await broker.consume(kind, policies.kinds[kind].concurrency, (delivery) => this.track(kind, delivery)))
     }
     const idle = kinds.filter((kind) => !consumed.includes(kind))
     if (idle.length > 0) log.info({kinds: idle}, 'no handler registered for these kinds here; their jobs wait for a worker that has one')
@@ -112,7 +146,7 @@ export class JobRunner {
     const uploadLog = log.child({uploadId: message.uploadId})
     let job: JobRecord
     try {
-      const request = {redelivery: delivery.deliveryCount > 1, rerun: this.options.policies[kind].rerun}
+      const request = {redelivery: delivery.deliveryCount > 1, rerun: this.options.policies.kinds[kind].rerun}
       const started = await jobs.begin(message.uploadId, kind, nodeId, request)
       const fields = {jobId: started.job.id, status: started.job.status, deliveryCount: delivery.deliveryCount}
       if (!started.run) {
@@ -129,16 +163,16 @@ export class JobRunner {
     }
     const jobLog = uploadLog.child({jobId: job.id})
     const startedAt = performance.now()
-    const outcome = await this.runHandler(kind, message, job, abort, jobLog)
-    if (outcome === 'stopped') {
+    const attempted = await this.runHandler(kind, message, job, abort, jobLog)
+    if (attempted === 'stopped') {
       await jobs.handBack(job).catch((error: unknown) => jobLog.error({err: error}, 'could not record the hand-back'))
       return delivery.requeue()
     }
-    await this.settle(kind, delivery, job, outcome, jobLog, (performance.now() - startedAt) / 1000)
+    await this.settle(kind, delivery, message, job, attempted, jobLog, (performance.now() - startedAt) / 1000)
   }
 
-  private async runHandler(kind: JobKind, message: JobMessage, job: JobRecord, abort: AbortController, log: Logger): Promise<JobOutcome | 'stopped'> {
-    const policy = this.options.policies[kind]
+  private async runHandler(kind: JobKind, message: JobMessage, job: JobRecord, abort: AbortController, log: Logger): Promise<Attempted | 'stopped'> {
+    const policy = this.options.policies.kinds[kind]
     const handler = this.options.registry.handler(kind)!
     const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${policy.timeoutMs} ms`)), policy.timeoutMs)
     const aborted = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), {once: true}))
@@ -151,20 +185,20 @@ export class JobRunner {
       progress: (percent: number) => this.options.jobs.reportProgress(job, percent),
     }
     try {
-      return await Promise.race([(handler as (m: JobMessage, c: typeof context) => Promise<JobOutcome>)(message, context), aborted])
+      return {outcome: await Promise.race([(handler as (m: JobMessage, c: typeof context) => Promise<JobOutcome>)(message, context), aborted])}
     } catch (error) {
       if (error instanceof Stopping) return 'stopped'
-      return outcomeOfError(error)
+      return {outcome: outcomeOfError(error), error}
     } finally {
       clearTimeout(timeout)
     }
   }
 
   /** Commit first, then settle the message: a crash in between redelivers, never loses. */
-  private async settle(kind: JobKind, delivery: Delivery, job: JobRecord, outcome: JobOutcome, log: Logger, seconds: number): Promise<void> {
-    const maxAttempts = this.options.policies[kind].attempts
-    const attempt = attemptInRun(job)
-    const disposition = dispose(outcome, attempt, maxAttempts)
+  private async settle(kind: JobKind, delivery: Delivery, message: JobMessage, job: JobRecord, attempted: Attempted, log: Logger, seconds: number): Promise<void> {
+    const {outcome} = attempted
+    const disposition = settlementOf(outcome, attemptInRun(job), this.options.policies.kinds[kind], this.options.policies.retryDelays)
+    if (disposition.action === 'dead') await this.runDeadHook(kind, message, {reason: disposition.reason, error: attempted.error}, log)
     const status = disposition.action === 'ack' ? JobStatus.Succeeded : disposition.action === 'retry' ? JobStatus.Failed : JobStatus.Dead
     const error = disposition.action === 'ack' ? (outcome.status === 'succeeded' ? (outcome.note ?? null) : null) : disposition.reason
     const publishRerun = () => this.options.broker.publishJob(jobMessage(kind, job.uploadId))
@@ -194,11 +228,22 @@ export class JobRunner {
         }
         return delivery.ack()
       case 'retry':
-        log.warn({...fields, reason: disposition.reason}, 'job attempt failed; retrying after a delay')
-        return delivery.retry(attempt, disposition.reason)
+        log.warn({...fields, reason: disposition.reason, delayMs: disposition.delayMs}, 'job attempt failed; retrying after a delay')
+        return delivery.retry(disposition.delayMs, disposition.reason)
       case 'dead':
         log.error({...fields, reason: disposition.reason}, 'job is dead')
         return delivery.deadLetter(disposition.reason)
+    }
+  }
+
+  /** Before the job is recorded dead, so a crash in between runs the hook again on the redelivery. */
+  private async runDeadHook(kind: JobKind, message: JobMessage, death: {reason: string; error?: unknown}, log: Logger): Promise<void> {
+    const hook = this.options.registry.onDead(kind) as ((m: JobMessage, d: typeof death, c: {log: Logger}) => Promise<void>) | undefined
+    if (!hook) return
+    try {
+      await hook(message, death, {log})
+    } catch (error) {
+      log.error({err: error}, 'the dead job\'s hook failed; the job is dead all the same')
     }
   }
 }

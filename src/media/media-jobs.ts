@@ -171,11 +171,6 @@ export class MediaJobs {
     return {done: true, note: plan.still ? `sound over ${'generated' in plan.still ? 'a generated still' : 'its cover art'}` : `${plan.renditions.length} renditions`}
   }
 
-  /** The last attempt failed: the upload will not become playable; say so on it. */
-  async giveUp(uploadId: string, reason: string): Promise<void> {
-    await this.deps.repository.markFailed(uploadId, reason)
-  }
-
   async snapshot(uploadId: string, context: MediaJobContext): Promise<MediaJobResult> {
     const loaded = await this.load(uploadId)
     if ('skip' in loaded) return {done: false, note: loaded.skip}

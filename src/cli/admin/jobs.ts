@@ -105,7 +105,8 @@ export function jobCommands(program: Command): void {
           ['attempts', job.attempts],
           ['progress', `${job.progress}%`],
           ['worker', job.worker],
-          ['last error', job.lastError],
+          // Its first line: an ffmpeg error goes on with the command line and stderr (--json has them).
+          ['last error', job.lastError?.split('\n')[0] ?? null],
           ['created', job.createdAt],
           ['updated', `${job.updatedAt} (${age(job.updatedAt)})`],
         ])

@@ -2,23 +2,34 @@ import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {canTransition, decideStart, isFinished, PENDING_STATUSES} from './job-status.js'
 import {parseJobMessage} from './messages.js'
-import {JOB_POLICIES} from './registry.js'
+import {JOB_POLICIES, resolvePolicies, retryDelays} from './job-policies.js'
 import {Outcome, outcomeOfError, UnrecoverableError} from './outcome.js'
-import {delayAfterAttempt, dispose, retryDelays} from './retry-policy.js'
+import {settlementOf} from './runner.js'
 import {topology} from './topology.js'
 
 test('retry delays double from the base, one per retry a job can have', () => {
   assert.deepEqual(retryDelays(1000, 5), [1000, 2000, 4000, 8000])
   assert.deepEqual(retryDelays(1000, 1), [1000])
-  assert.equal(delayAfterAttempt([100, 200, 400], 2), 200)
-  assert.equal(delayAfterAttempt([100, 200, 400], 9), 400)
 })
 
-test('an outcome maps to exactly one action, and retries turn dead at the last attempt', () => {
-  assert.deepEqual(dispose(Outcome.succeeded(), 1, 3), {action: 'ack'})
-  assert.deepEqual(dispose(Outcome.retry('busy'), 2, 3), {action: 'retry', reason: 'busy'})
-  assert.deepEqual(dispose(Outcome.retry('busy'), 3, 3), {action: 'dead', reason: 'gave up after 3 attempts: busy'})
-  assert.deepEqual(dispose(Outcome.dead('not a video'), 1, 3), {action: 'dead', reason: 'not a video'})
+test('policies are resolved once from config: overrides per kind, and one ladder for the longest budget', () => {
+  const policies = resolvePolicies({jobPrefetch: {snapshot: 7}, jobMaxAttempts: 3, jobRetryDelay: 100})
+  assert.equal(policies.kinds.snapshot.concurrency, 7)
+  assert.equal(policies.kinds.transcode.concurrency, JOB_POLICIES.transcode.concurrency)
+  assert.deepEqual(Object.values(policies.kinds).map((p) => p.attempts), [3, 3, 3, 3])
+  assert.deepEqual(policies.retryDelays, [100, 200])
+  assert.deepEqual(resolvePolicies({jobPrefetch: {}, jobRetryDelay: 1000}).retryDelays.length, JOB_POLICIES.webhook.attempts - 1)
+})
+
+test('the runner alone settles an outcome: ack, retry after the rung for its attempt, or dead once attempts run out', () => {
+  const ladder = [100, 200, 400]
+  const policy = {attempts: 3}
+  assert.deepEqual(settlementOf(Outcome.succeeded(), 1, policy, ladder), {action: 'ack'})
+  assert.deepEqual(settlementOf(Outcome.retry('busy'), 1, policy, ladder), {action: 'retry', reason: 'busy', delayMs: 100})
+  assert.deepEqual(settlementOf(Outcome.retry('busy'), 2, policy, ladder), {action: 'retry', reason: 'busy', delayMs: 200})
+  assert.deepEqual(settlementOf(Outcome.retry('busy'), 3, policy, ladder), {action: 'dead', reason: 'gave up after 3 attempts: busy'})
+  assert.deepEqual(settlementOf(Outcome.retry('busy'), 5, {attempts: 9}, ladder), {action: 'retry', reason: 'busy', delayMs: 400}, 'past the ladder: its last rung')
+  assert.deepEqual(settlementOf(Outcome.dead('not a video'), 1, policy, ladder), {action: 'dead', reason: 'not a video'})
 })
 
 test('an UnrecoverableError means dead, any other error means retry', () => {
