@@ -114,10 +114,11 @@ export class UploadStore extends FileStore {
   onFullyReceived?: (id: string, size: number) => Promise<unknown>
 
   /**
-   * The upload as the protocol sees it (its offset is the file's size), after repairing what a
-   * process that died mid-request left: bytes a checksum-verified append had not verified are
-   * dropped; bytes that reached the file but not the row are recorded — and if they complete the
-   * upload, it is completed now, since the client will take the offset as done.
+   * The upload as the protocol sees it (its offset is the file's size). @tus/server calls it
+   * under the upload's lock before every HEAD, PATCH and DELETE, so it is also where an
+   * interrupted write is repaired, in one named step (repairInterruptedWrite); a read that must
+   * not change anything (a HEAD while a writer holds the lock, a write of this process in
+   * flight) skips it.
    */
   override async getUpload(id: string): Promise<Upload> {
     // While a request of ours writes the upload, nothing died: its file runs ahead of the row
@@ -126,27 +127,40 @@ export class UploadStore extends FileStore {
     const context = currentRequest()
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
-    let repaired = false
-    if (repair && row?.unverifiedFrom != null) {
-      await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
-      await this.uploads.setUnverifiedFrom(id, null)
-      repaired = true
-    }
-    const upload = await this.fromRow(row).catch((error: unknown) => this.refusedMeanwhile(id, error))
+    const repaired = repair && row ? await this.repairInterruptedWrite(row) : false
+    const upload = await this.fromRow(row)
     // Bytes a checksummed append has not verified yet are not the upload's (yet).
     if (!repair && row?.unverifiedFrom != null && upload.offset > row.unverifiedFrom) upload.offset = row.unverifiedFrom
     if (context) {
       context.uploadOffset = upload.offset
       context.uploadExpiresAt = row?.status === UploadStatus.Uploading ? row.expiresAt : null
     }
-    if (repair && row && row.status === UploadStatus.Uploading && upload.offset > row.bytesReceived) {
-      await this.uploads.recordProgress(id, {bytesReceived: upload.offset, expiresAt: row.expiresAt})
-      if (row.size !== null && upload.offset === row.size) await this.onFullyReceived?.(id, row.size)
-      repaired = true
-    }
     // @tus/server writes (PATCH) right after this, under the same lock: the row needs no second read.
     if (context) context.uploadUnderLock = repaired ? undefined : (row ?? undefined)
     return upload
+  }
+
+  /**
+   * Repairs what a process that died mid-request left, under the upload's lock: bytes a
+   * checksum-verified append had not verified are dropped; bytes that reached the file but not
+   * the row are recorded — and if they complete the upload, it is completed now, since the
+   * client will take the offset as done. True when it changed the row (which is then stale).
+   */
+  private async repairInterruptedWrite(row: UploadRecord): Promise<boolean> {
+    const id = row.id
+    let repaired = false
+    if (row.unverifiedFrom != null) {
+      await truncate(this.filePath(id), row.unverifiedFrom).catch(ignoreMissing)
+      await this.uploads.setUnverifiedFrom(id, null)
+      repaired = true
+    }
+    // An upload no longer receiving, or past its expiry (answered 410 next), keeps its row as it is.
+    if (row.status !== UploadStatus.Uploading || (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now())) return repaired
+    const onDisk = await stat(this.filePath(id)).then((stats) => stats.size, () => undefined)
+    if (onDisk === undefined || onDisk <= row.bytesReceived) return repaired
+    await this.uploads.recordProgress(id, {bytesReceived: onDisk, expiresAt: row.expiresAt})
+    if (row.size !== null && onDisk === row.size) await this.onFullyReceived?.(id, row.size)
+    return true
   }
 
   /** What @tus/file-store's getUpload builds (row, then the file's size as the offset), from a row already read. */
