@@ -9,7 +9,7 @@ import type {AppState} from '../http/request-context-middleware.js'
 import {NonceWindow, newNonce, openBodySeal, sealBody, SIGNATURE_HEADER, signRequest, verifyRequest, type Verdict} from './cluster-signature.js'
 import {expectSealedBody, type ForwardSigner} from './forwarded-body.js'
 import type {ClusterNode, NodeRegistry} from './node-registry.js'
-import {peerRequest} from './peer-http.js'
+import {PEER_IDLE_TIMEOUT_MS, peerRequest} from './peer-http.js'
 
 export class Cluster {
   /** Nonces of the signed requests this node accepted in the last window (each is accepted once). */
@@ -18,7 +18,9 @@ export class Cluster {
   constructor(
     readonly registry: NodeRegistry,
     private readonly secret: string | undefined,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** PEER_IDLE_TIMEOUT: every peerRequest of this node gives up a connection that moved nothing this long. */
+    readonly peerIdleMs = PEER_IDLE_TIMEOUT_MS
   ) {}
 
   get self(): {id: string; url: string} {
@@ -74,7 +76,7 @@ export class Cluster {
     const node = await this.registry.find(nodeId)
     if (!node?.live) throw new Error(`node ${nodeId}, which holds upload ${uploadId}, is not live`)
     const path = `/internal/uploads/${encodeURIComponent(uploadId)}/content`
-    const res = await peerRequest(new URL(path, node.url), {method: 'GET', headers: this.sign('GET', path, node)})
+    const res = await peerRequest(new URL(path, node.url), {method: 'GET', headers: this.sign('GET', path, node), idleMs: this.peerIdleMs})
     if (res.statusCode !== 200) {
       res.resume()
       throw new Error(`node ${nodeId} answered ${res.statusCode} for the bytes of upload ${uploadId}`)

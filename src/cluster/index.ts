@@ -21,7 +21,7 @@ export interface ClusterParts {
 /** `self.url` may be filled in once the HTTP server knows its port, before `registry.start()`. */
 export function createCluster(config: Config, db: DataSource, log: Logger, self: {id: string; url: string}): ClusterParts {
   const registry = new NodeRegistry(db, log, self, {heartbeatMs: config.nodeHeartbeatInterval, ttlMs: config.nodeTtl})
-  const cluster = new Cluster(registry, config.clusterSecret, log)
+  const cluster = new Cluster(registry, config.clusterSecret, log, config.peerIdleTimeout)
   const replicas = new ReplicaRepository(db)
   const replicator = new Replicator(cluster, replicas, {dataDir: config.dataDir, factor: config.replicationFactor, chain: config.replicationChain}, log)
   const reconciler = new ReplicationReconciler(cluster, replicas, replicator, log, {intervalMs: config.replicationReconcileInterval, ttlMs: config.nodeTtl})

@@ -147,10 +147,24 @@ function interimFields(raw: string[]): Record<string, string> {
   return fields
 }
 
-/** A signed request to a peer, for internal endpoints. */
-export function peerRequest(url: URL, options: {method: string; headers: Record<string, string>; body?: NodeJS.ReadableStream; signal?: AbortSignal}): Promise<http.IncomingMessage> {
+/** PEER_IDLE_TIMEOUT's default. */
+export const PEER_IDLE_TIMEOUT_MS = 30_000
+
+export class PeerIdle extends Error {
+  override name = 'PeerIdle'
+}
+
+/**
+ * A signed request to a peer, for internal endpoints. A connection that moves no byte for
+ * `idleMs` (a peer frozen, or cut off without a reset: its socket stays open, its window shut)
+ * is destroyed, failing the request or its answer's stream: the copy fails as any other would
+ * and the catch-up loop tries again later, instead of holding the job (and, with a shared read,
+ * the other copies) forever.
+ */
+export function peerRequest(url: URL, options: {method: string; headers: Record<string, string>; body?: NodeJS.ReadableStream; signal?: AbortSignal; idleMs: number}): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, {method: options.method, headers: options.headers, agent: peerAgent, signal: options.signal})
+    req.setTimeout(options.idleMs, () => req.destroy(new PeerIdle(`${url.host} moved no byte for ${options.idleMs} ms`)))
     req.on('response', resolve)
     req.on('error', reject)
     if (options.body) {

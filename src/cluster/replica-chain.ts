@@ -189,7 +189,7 @@ export async function sendAlongChain(deps: ChainDeps, artifact: ArtifactRecord, 
 async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNode, rest: ClusterNode[], openBody: OpenBody, signal?: AbortSignal): Promise<ChainLink[]> {
   const path = replicaPath(artifact)
   const url = new URL(path, node.url)
-  const probe = await peerRequest(url, {method: 'HEAD', headers: deps.cluster.sign('HEAD', path, node, {'x-artifact-sha256': artifact.sha256}), signal})
+  const probe = await peerRequest(url, {method: 'HEAD', headers: deps.cluster.sign('HEAD', path, node, {'x-artifact-sha256': artifact.sha256}), signal, idleMs: deps.cluster.peerIdleMs})
   probe.resume()
   if (probe.statusCode !== 200) throw new Error(`${node.id} answered ${probe.statusCode} to the replica probe`)
   if (probe.headers['x-replica-sha256'] === artifact.sha256) {
@@ -209,7 +209,7 @@ async function copyTo(deps: ChainDeps, artifact: ArtifactRecord, node: ClusterNo
   const cutShort = () => [node, ...rest].map((n) => ({node: n.id, status: 'incomplete' as const, error: 'the copy was cut short'}))
   let res
   try {
-    res = await peerRequest(url, {method: 'PUT', headers, body: await openBody(offset), signal})
+    res = await peerRequest(url, {method: 'PUT', headers, body: await openBody(offset), signal, idleMs: deps.cluster.peerIdleMs})
   } catch (error) {
     // This node's own copy is still arriving and ended short: the next ones cannot get more now.
     if (error instanceof SourceEndedShort) return cutShort()
@@ -251,7 +251,7 @@ export class ChainForwarder {
       const rest = chain.slice(1)
       const {url, headers} = bundleRequest(this.deps.cluster, uploadId, next, rest)
       try {
-        const res = await peerRequest(url, {method: 'POST', headers, body: down})
+        const res = await peerRequest(url, {method: 'POST', headers, body: down, idleMs: this.deps.cluster.peerIdleMs})
         const text = await readText(res, 4 << 20)
         if (res.statusCode !== 200) throw new Error(`${next.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 300)}`)
         const result = JSON.parse(text) as BundleResult

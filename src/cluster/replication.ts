@@ -117,7 +117,7 @@ export class Replicator {
       const {url, headers} = bundleRequest(this.cluster, uploadId, target, chain.map((n) => n.id))
       const answer = (async () => {
         try {
-          const res = await peerRequest(url, {method: 'POST', headers, body: writer.stream, signal})
+          const res = await peerRequest(url, {method: 'POST', headers, body: writer.stream, signal, idleMs: this.cluster.peerIdleMs})
           const text = await readText(res, 1 << 20)
           if (res.statusCode !== 200) throw new Error(`${target.id} refused the bundle (${res.statusCode}): ${text.trim().slice(0, 500)}`)
           return JSON.parse(text) as BundleResult
@@ -207,7 +207,7 @@ export class Replicator {
       return createReadStream(file, {start: offset, highWaterMark: 1 << 20})
     }
     const mediaPath = `/media/${artifactUrlPath(artifact)}`
-    const res = await peerRequest(new URL(mediaPath, source.url), {method: 'GET', headers: {...this.cluster.sign('GET', mediaPath, source), range: `bytes=${offset}-`}, signal})
+    const res = await peerRequest(new URL(mediaPath, source.url), {method: 'GET', headers: {...this.cluster.sign('GET', mediaPath, source), range: `bytes=${offset}-`}, signal, idleMs: this.cluster.peerIdleMs})
     if (res.statusCode !== 206 && !(res.statusCode === 200 && offset === 0)) {
       res.resume()
       throw new Error(`${source.id} answered ${res.statusCode} for ${artifact.path}`)

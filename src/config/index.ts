@@ -116,6 +116,8 @@ export const configSchema = z.object({
   nodeHeartbeatInterval: duration,
   /** A node that has not beaten for this long is out of the live set. */
   nodeTtl: duration,
+  /** A request to a peer (a copy, a probe, a forwarded media read) whose connection moves no byte this long is given up: a frozen or cut-off peer cannot hold a job forever. */
+  peerIdleTimeout: duration,
   /** Copies of each artifact beyond the one that made it; 0: every live node. */
   replicationFactor: z.coerce.number().int().min(0).max(100),
   /** A large artifact travels along a chain of the peers that lack it (sent once), else to each peer directly. */
@@ -211,6 +213,7 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   clusterSecret: 'CLUSTER_SECRET',
   nodeHeartbeatInterval: 'NODE_HEARTBEAT_INTERVAL',
   nodeTtl: 'NODE_TTL',
+  peerIdleTimeout: 'PEER_IDLE_TIMEOUT',
   replicationFactor: 'REPLICATION_FACTOR',
   replicationChain: 'REPLICATION_CHAIN',
   replicationReconcileInterval: 'REPLICATION_RECONCILE_INTERVAL',
