@@ -29,7 +29,7 @@ describe('disk full', {timeout: 90_000}, () => {
   })
   after(async () => {
     await node?.kill('SIGKILL')
-    if (mounted) execFileSync('umount', [mount])
+    if (mounted) await unmount(mount)
     await rmdir(mount).catch(() => {})
     await schema?.drop()
   })
@@ -67,3 +67,16 @@ describe('disk full', {timeout: 90_000}, () => {
     await rm(path.join(mount, 'uploads'), {recursive: true, force: true})
   })
 })
+
+/** A killed node's files may close a moment after its exit is seen ("target is busy"): retry, then detach lazily. */
+async function unmount(target: string): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      execFileSync('umount', [target], {stdio: 'pipe'})
+      return
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+  execFileSync('umount', ['-l', target])
+}
