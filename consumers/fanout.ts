@@ -10,6 +10,7 @@ import type {JobHandler} from '../src/jobs/registry.js'
 export function fanoutHandler(replicator: Replicator): JobHandler<'fanout'> {
   return async (job, context) => {
     const report = await replicator.replicateUpload(job.uploadId, context.signal)
+    if (report.peers === 0) return Outcome.skipped('no peer to copy to')
     if (report.failed.length > 0) {
       const first = report.failed[0]!
       return Outcome.retry(`${report.failed.length} copies failed, e.g. ${first.path} to ${first.node}: ${first.error}`)

@@ -21,7 +21,10 @@ export function snapshotWork(media: Pick<MediaJobs, 'snapshot'>): JobHandler<'sn
   return async (job, context) => {
     try {
       const result = await media.snapshot(job.uploadId, context)
-      if (!result.done) context.log.info(result.note)
+      if (!result.done) {
+        context.log.info(result.note)
+        return Outcome.skipped(result.note)
+      }
       return Outcome.succeeded(result.note)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)

@@ -21,7 +21,10 @@ export function transcodeWork(media: Pick<MediaJobs, 'transcode'>): JobHandler<'
   return async (job, context) => {
     try {
       const result = await media.transcode(job.uploadId, context)
-      if (!result.done) context.log.info(result.note)
+      if (!result.done) {
+        context.log.info(result.note)
+        return Outcome.skipped(result.note)
+      }
       return Outcome.succeeded(result.note)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)

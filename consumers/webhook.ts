@@ -18,6 +18,7 @@ export function webhookHandler(deps: ConsumerDeps, url: string, secret: string):
   const deliveries = new WebhookDeliveries(deps.db, origin)
   return async (job, context) => {
     const owed = await deliveries.owed(job.uploadId)
+    if (owed.length === 0) return Outcome.skipped('no webhook owed')
     for (const delivery of owed) {
       try {
         await sendWebhook(url, key, delivery, {timeoutMs: deps.config.webhookTimeout, signal: context.signal, allowPrivate: deps.config.webhookAllowPrivate})

@@ -24,7 +24,9 @@ interface JobView {
   attempts: number
   progress: number
   worker: string | null
-  history: Array<{attempt: number; worker: string; outcome: string | null}>
+  lastError: string | null
+  summary: string | null
+  history: Array<{attempt: number; worker: string; outcome: string | null; error: string | null; summary: string | null}>
 }
 
 describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
@@ -93,7 +95,7 @@ describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
       new JobRegistry().register('snapshot', async (job, context) => {
         runs++
         await context.progress(50)
-        return (await node.uploads.findById(job.uploadId)) ? Outcome.succeeded() : Outcome.succeeded('the upload has vanished')
+        return (await node.uploads.findById(job.uploadId)) ? Outcome.succeeded('poster, 5 thumbnails') : Outcome.skipped('the upload has vanished')
       })
     )
     try {
@@ -105,7 +107,8 @@ describe('the embedded pipeline (in-process broker)', {timeout: 90_000}, () => {
       const snapshot = jobs.find((j) => j.kind === 'snapshot')!
       assert.equal(snapshot.attempts, 1)
       assert.equal(snapshot.progress, 100)
-      assert.deepEqual(snapshot.history.map((h) => h.outcome), ['succeeded'])
+      assert.deepEqual(snapshot.history.map((h) => [h.outcome, h.error, h.summary]), [['succeeded', null, 'poster, 5 thumbnails']])
+      assert.deepEqual([snapshot.summary, snapshot.lastError], ['poster, 5 thumbnails', null], 'the status API shows what it did as a summary, not an error')
       // No transcode handler in this process: the job is owed, and says so.
       assert.equal(jobs.find((j) => j.kind === 'transcode')?.status, 'queued')
       assert.equal(runs, 1)

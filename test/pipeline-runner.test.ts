@@ -230,39 +230,52 @@ for (const [name, makeHarness] of [
     test('a job that succeeds runs once, is recorded, and leaves nothing in the queue', async () => {
       const uploadId = await run(async (_job, context) => {
         await context.progress(40)
-        return Outcome.succeeded()
+        return Outcome.succeeded('poster, 5 thumbnails')
       })
       const job = await settled(uploadId)
       assert.equal(job.status, 'succeeded')
+      assert.equal(job.summary, 'poster, 5 thumbnails', 'what it did is its summary')
+      assert.equal(job.lastError, null, 'a success is not an error')
       assert.equal(job.attempts, 1)
       assert.equal(job.progress, 100)
       assert.equal(job.workerNode, 'runner-test')
       assert.ok(job.startedAt && job.finishedAt && job.finishedAt >= job.startedAt)
       assert.equal(calls.get(uploadId)!.length, 1)
       const [withHistory] = await jobs.forUpload(uploadId)
-      assert.deepEqual(withHistory!.history.map((a) => a.outcome), ['succeeded'])
+      assert.deepEqual(withHistory!.history.map((a) => [a.outcome, a.error, a.summary]), [['succeeded', null, 'poster, 5 thumbnails']])
       assert.equal(deaths.get(uploadId), undefined, 'no onDead for a success')
+      const events = (await database.db.query(`SELECT payload FROM outbox WHERE payload->>'uploadId' = $1 AND topic = 'job.succeeded'`, [uploadId])) as Array<{payload: {error: string | null; summary: string | null}}>
+      assert.deepEqual(events.map((e) => [e.payload.error, e.payload.summary]), [[null, 'poster, 5 thumbnails']])
+    })
+
+    test('a handler with nothing to do says so: skipped, with its reason as the summary, never an error', async () => {
+      const uploadId = await run(async () => Outcome.skipped('no peer to copy to'))
+      const job = await settled(uploadId)
+      assert.deepEqual([job.status, job.summary, job.lastError], ['succeeded', 'no peer to copy to', null])
+      const [withHistory] = await jobs.forUpload(uploadId)
+      assert.deepEqual(withHistory!.history.map((a) => [a.outcome, a.error, a.summary]), [['skipped', null, 'no peer to copy to']])
       await waitFor('the queue to be empty', async () => (await harness.queueDepth()) === 0 && runner.activeJobs === 0)
     })
 
     test('a failing attempt is retried after a delay that doubles each time', async () => {
       const uploadId = await run(async (_job, context) => {
         if (context.attempt < 3) throw new Error(`storage hiccup ${context.attempt}`)
-        return Outcome.succeeded()
+        return Outcome.succeeded('done at last')
       })
       const job = await settled(uploadId)
       assert.equal(job.status, 'succeeded')
       assert.equal(job.attempts, 3)
+      assert.deepEqual([job.lastError, job.summary], [null, 'done at last'], 'the failures stay in the history, not on the job')
       const at = calls.get(uploadId)!.map((c) => c.at)
       const [first, second] = [at[1]! - at[0]!, at[2]! - at[1]!]
       assert.ok(first >= RETRY_BASE_MS - 20, `first retry after ${first} ms, expected at least ${RETRY_BASE_MS}`)
       assert.ok(second >= 2 * RETRY_BASE_MS - 20, `second retry after ${second} ms, expected at least ${2 * RETRY_BASE_MS}`)
       assert.ok(second > first * 1.5, `the delay grew from ${first} to ${second} ms`)
       const [withHistory] = await jobs.forUpload(uploadId)
-      assert.deepEqual(withHistory!.history.map((a) => [a.outcome, a.error]), [
-        ['failed', 'storage hiccup 1'],
-        ['failed', 'storage hiccup 2'],
-        ['succeeded', null],
+      assert.deepEqual(withHistory!.history.map((a) => [a.outcome, a.error, a.summary]), [
+        ['failed', 'storage hiccup 1', null],
+        ['failed', 'storage hiccup 2', null],
+        ['succeeded', null, 'done at last'],
       ])
       assert.equal(deaths.get(uploadId), undefined, 'no onDead while retries are left')
     })

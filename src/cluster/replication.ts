@@ -23,6 +23,8 @@ import type {ReplicaRepository} from './replica-repository.js'
 import {SharedRead} from './shared-read.js'
 
 export interface ReplicationReport {
+  /** Live peers (this node left out): none means there was no one to copy to. */
+  peers: number
   sent: number
   skipped: number
   failed: Array<{path: string; node: string; error: string}>
@@ -39,9 +41,10 @@ export class Replicator {
 
   /** Replicates every artifact of an upload to the peers that lack it. */
   async replicateUpload(uploadId: string, signal?: AbortSignal): Promise<ReplicationReport> {
-    const report: ReplicationReport = {sent: 0, skipped: 0, failed: []}
+    const report: ReplicationReport = {peers: 0, sent: 0, skipped: 0, failed: []}
     if (!this.cluster.enabled) return report
     const live = await this.cluster.registry.live()
+    report.peers = live.filter((n) => n.id !== this.cluster.self.id).length
     const artifacts = await this.replicas.artifacts.list(uploadId)
     const holdersOf = await this.replicas.holdersByArtifact(artifacts)
     const tasks: Array<() => Promise<void>> = []

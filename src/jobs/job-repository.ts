@@ -35,6 +35,13 @@ export type StartedJob =
  * published; `rerun-unpublished` when that message could not be published (the job is recorded
  * succeeded, still owing the rerun: the caller hands its message back, whose redelivery reruns it).
  */
+/** How an attempt ended: `error` only for a failure, `summary` for what a finished one did; `skipped` when it had nothing to do. */
+export interface AttemptEnd {
+  error: string | null
+  summary: string | null
+  skipped?: boolean
+}
+
 export type FinishResult = 'recorded' | 'rerun' | 'rerun-unpublished' | 'not-owner'
 
 export interface JobWithHistory extends JobRecord {
@@ -81,6 +88,7 @@ function toJob(row: Row): JobRecord {
     status: row.status as JobRecord['status'],
     attempts: Number(row.attempts),
     lastError: (row.last_error as string | null) ?? null,
+    summary: (row.summary as string | null) ?? null,
     progress: Number(row.progress),
     workerNode: (row.worker_node as string | null) ?? null,
     createdAt: date(row.created_at)!,
@@ -150,9 +158,10 @@ export class JobRepository {
   finish(
     job: JobRecord,
     status: typeof JobStatus.Succeeded | typeof JobStatus.Failed | typeof JobStatus.Dead,
-    error: string | null,
+    ended: AttemptEnd,
     publishRerun: () => Promise<void>
   ): Promise<FinishResult> {
+    const {error, summary} = ended
     return this.db.transaction(async (tx) => {
       const {rows} = await run(tx, `SELECT * FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running' FOR UPDATE`, [job.id, job.attempts])
       if (rows.length === 0) return 'not-owner'
@@ -168,20 +177,20 @@ export class JobRepository {
         result === 'rerun'
           ? await run(
               tx,
-              `UPDATE jobs SET status = 'queued', last_error = $2, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL,
+              `UPDATE jobs SET status = 'queued', last_error = NULL, summary = $2, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL,
                  rerun_owed = false, run_first_attempt = attempts + 1, updated_at = now() WHERE id = $1 RETURNING *`,
-              [job.id, error]
+              [job.id, summary]
             )
           : await run(
               tx,
-              `UPDATE jobs SET status = $2, last_error = $3, updated_at = now(),
+              `UPDATE jobs SET status = $2, last_error = $3, summary = $5, updated_at = now(),
                  progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
                  finished_at = CASE WHEN $4 THEN now() ELSE NULL END
                WHERE id = $1 RETURNING *`,
-              [job.id, status, error, final]
+              [job.id, status, error, final, summary]
             )
-      await this.closeAttempt(tx, job, status, error)
-      await this.announce(tx, toJob(updated.rows[0]!), error)
+      await this.closeAttempt(tx, job, ended.skipped ? 'skipped' : status, error, summary)
+      await this.announce(tx, toJob(updated.rows[0]!), error, summary)
       return result
     })
   }
@@ -271,7 +280,7 @@ export class JobRepository {
       }
       const updated = await run(
         tx,
-        `UPDATE jobs SET status = 'queued', last_error = NULL, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
+        `UPDATE jobs SET status = 'queued', last_error = NULL, summary = NULL, progress = 0, worker_node = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
           WHERE id = $1 RETURNING *`,
         [id]
       )
@@ -282,11 +291,11 @@ export class JobRepository {
     })
   }
 
-  private async closeAttempt(tx: EntityManager, job: JobRecord, outcome: AttemptOutcome, error: string | null): Promise<void> {
-    await run(tx, `UPDATE job_attempts SET outcome = $3, error = $4, finished_at = now() WHERE job_id = $1 AND attempt = $2`, [job.id, job.attempts, outcome, error])
+  private async closeAttempt(tx: EntityManager, job: JobRecord, outcome: AttemptOutcome, error: string | null, summary: string | null = null): Promise<void> {
+    await run(tx, `UPDATE job_attempts SET outcome = $3, error = $4, summary = $5, finished_at = now() WHERE job_id = $1 AND attempt = $2`, [job.id, job.attempts, outcome, error, summary])
   }
 
-  private async announce(tx: EntityManager, job: JobRecord, error: string | null): Promise<void> {
+  private async announce(tx: EntityManager, job: JobRecord, error: string | null, summary: string | null = null): Promise<void> {
     const event: JobChanged = {
       schemaVersion: SCHEMA_VERSION,
       type: 'job.changed',
@@ -296,6 +305,7 @@ export class JobRepository {
       status: job.status,
       attempt: job.attempts,
       error,
+      summary,
       at: new Date().toISOString(),
     }
     await OutboxRepository.append(tx, [{topic: `job.${job.status}`, uploadId: job.uploadId, payload: event}])

@@ -17,7 +17,10 @@ export const jobChangedSchema = z.object({
   kind: z.enum(JOB_KINDS),
   status: z.enum(JOB_STATUSES as [JobStatus, ...JobStatus[]]),
   attempt: z.number().int().nonnegative(),
+  /** Why the attempt failed; null unless it did. */
   error: z.string().nullable(),
+  /** What a finished attempt did; absent in events written before it existed. */
+  summary: z.string().nullable().optional(),
   at: z.string().datetime(),
 })
 export type JobChanged = z.infer<typeof jobChangedSchema>

@@ -1,14 +1,18 @@
 /**
  * What a handler says happened. Each outcome maps to exactly one broker action:
- * succeeded -> ack, retry -> retry with backoff (or dead once attempts run out), dead -> dead-letter.
+ * succeeded and skipped (nothing to do) -> ack, retry -> retry with backoff (or dead once
+ * attempts run out), dead -> dead-letter. A summary says what was done; a reason, what failed.
  */
 export type JobOutcome =
-  | {status: 'succeeded'; note?: string}
+  | {status: 'succeeded'; summary?: string}
+  | {status: 'skipped'; summary: string}
   | {status: 'retry'; reason: string}
   | {status: 'dead'; reason: string}
 
 export const Outcome = {
-  succeeded: (note?: string): JobOutcome => (note === undefined ? {status: 'succeeded'} : {status: 'succeeded', note}),
+  succeeded: (summary?: string): JobOutcome => (summary === undefined ? {status: 'succeeded'} : {status: 'succeeded', summary}),
+  /** The handler had nothing to do (the upload vanished, no peer to copy to): done, and said so. */
+  skipped: (summary: string): JobOutcome => ({status: 'skipped', summary}),
   retry: (reason: string): JobOutcome => ({status: 'retry', reason}),
   dead: (reason: string): JobOutcome => ({status: 'dead', reason}),
 }

@@ -22,7 +22,7 @@ export interface JobContext {
 
 /**
  * The handler contract: reload the entity by id; if it has vanished, log and return
- * Outcome.succeeded(note); otherwise do the work idempotently (a redelivery must not duplicate
+ * Outcome.skipped(why); otherwise do the work idempotently (a redelivery must not duplicate
  * artifacts) and return an outcome. Throwing UnrecoverableError means dead at once; any other
  * error means retry. Whether a retry is left is the runner's to say, never the handler's.
  */

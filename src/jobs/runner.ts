@@ -53,6 +53,7 @@ export type Settlement = {action: 'ack'} | {action: 'retry'; reason: string; del
 export function settlementOf(outcome: JobOutcome, attempt: number, policy: Pick<JobPolicy, 'attempts'>, retryDelays: readonly number[]): Settlement {
   switch (outcome.status) {
     case 'succeeded':
+    case 'skipped':
       return {action: 'ack'}
     case 'dead':
       return {action: 'dead', reason: outcome.reason}
@@ -200,11 +201,15 @@ export class JobRunner {
     const disposition = settlementOf(outcome, attemptInRun(job), this.options.policies.kinds[kind], this.options.policies.retryDelays)
     if (disposition.action === 'dead') await this.runDeadHook(kind, message, {reason: disposition.reason, error: attempted.error}, log)
     const status = disposition.action === 'ack' ? JobStatus.Succeeded : disposition.action === 'retry' ? JobStatus.Failed : JobStatus.Dead
-    const error = disposition.action === 'ack' ? (outcome.status === 'succeeded' ? (outcome.note ?? null) : null) : disposition.reason
+    const ended = {
+      error: disposition.action === 'ack' ? null : disposition.reason,
+      summary: outcome.status === 'succeeded' || outcome.status === 'skipped' ? (outcome.summary ?? null) : null,
+      skipped: outcome.status === 'skipped',
+    }
     const publishRerun = () => this.options.broker.publishJob(jobMessage(kind, job.uploadId))
     let result: FinishResult
     try {
-      result = await this.options.jobs.finish(job, status, error, publishRerun)
+      result = await this.options.jobs.finish(job, status, ended, publishRerun)
     } catch (err) {
       log.error({err}, 'could not record the job outcome; handing the message back')
       return delivery.requeue()

@@ -13,7 +13,10 @@ export interface JobSummary {
   status: string
   attempts: number
   progress: number
+  /** Why the job failed; null unless it did. */
   lastError: string | null
+  /** What its last finished attempt did. */
+  summary: string | null
   worker: string | null
   createdAt: string
   updatedAt: string
@@ -26,6 +29,7 @@ export interface AttemptView {
   worker: string
   outcome: string | null
   error: string | null
+  summary: string | null
   startedAt: string
   finishedAt: string | null
 }
@@ -43,7 +47,8 @@ export function historyTable(history: AttemptView[], indent = ''): string {
     ['OUTCOME', (a) => a.outcome ?? 'running'],
     ['STARTED', (a) => a.startedAt],
     ['TOOK', seconds],
-    ['ERROR', (a) => truncate(a.error, 100)],
+    // A failure's error, else what the attempt did.
+    ['ERROR / SUMMARY', (a) => truncate(a.error ?? a.summary, 100)],
   ])
   return text
     .split('\n')
@@ -107,6 +112,7 @@ export function jobCommands(program: Command): void {
           ['worker', job.worker],
           // Its first line: an ffmpeg error goes on with the command line and stderr (--json has them).
           ['last error', job.lastError?.split('\n')[0] ?? null],
+          ['summary', job.summary],
           ['created', job.createdAt],
           ['updated', `${job.updatedAt} (${age(job.updatedAt)})`],
         ])

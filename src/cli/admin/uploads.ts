@@ -80,7 +80,7 @@ export function uploadCommands(program: Command): void {
         ])
       )
       for (const job of upload.jobs) {
-        print(`\njob ${job.id}  ${job.kind}  ${job.status}  attempts ${job.attempts}${job.lastError ? `  last error: ${job.lastError}` : ''}\n`)
+        print(`\njob ${job.id}  ${job.kind}  ${job.status}  attempts ${job.attempts}${job.lastError ? `  last error: ${job.lastError}` : ''}${job.summary ? `  summary: ${job.summary}` : ''}\n`)
         if (job.history.length > 0) print(historyTable(job.history, '  '))
       }
       if (upload.jobs.length === 0) print('\nno jobs\n')

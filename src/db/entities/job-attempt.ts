@@ -1,8 +1,8 @@
 import {EntitySchema} from 'typeorm'
 import {bigintAsNumber} from '../columns.js'
 
-/** How one attempt at a job ended; `abandoned` when its worker died and another took over. */
-export type AttemptOutcome = 'succeeded' | 'failed' | 'dead' | 'abandoned' | 'handed_back'
+/** How one attempt at a job ended; `skipped` when it had nothing to do, `abandoned` when its worker died and another took over. */
+export type AttemptOutcome = 'succeeded' | 'skipped' | 'failed' | 'dead' | 'abandoned' | 'handed_back'
 
 export interface JobAttemptRecord {
   id: number
@@ -12,7 +12,10 @@ export interface JobAttemptRecord {
   startedAt: Date
   finishedAt: Date | null
   outcome: AttemptOutcome | null
+  /** Why it failed; null unless it did. */
   error: string | null
+  /** What a finished attempt did (or why it had nothing to do). */
+  summary: string | null
 }
 
 export const JobAttemptEntity = new EntitySchema<JobAttemptRecord>({
@@ -27,5 +30,6 @@ export const JobAttemptEntity = new EntitySchema<JobAttemptRecord>({
     finishedAt: {name: 'finished_at', type: 'timestamptz', nullable: true},
     outcome: {type: 'text', nullable: true},
     error: {type: 'text', nullable: true},
+    summary: {type: 'text', nullable: true},
   },
 })

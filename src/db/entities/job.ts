@@ -10,8 +10,10 @@ export interface JobRecord {
   kind: JobKind
   status: JobStatus
   attempts: number
-  /** Why the last attempt failed, in words a person understands. */
+  /** Why the last attempt failed, in words a person understands; null unless the job failed. */
   lastError: string | null
+  /** What the last finished attempt did ("poster, 5 thumbnails, storyboard"), or why it had nothing to do. */
+  summary: string | null
   progress: number
   workerNode: string | null
   createdAt: Date
@@ -34,6 +36,7 @@ export const JobEntity = new EntitySchema<JobRecord>({
     status: {type: 'text'},
     attempts: {type: 'int'},
     lastError: {name: 'last_error', type: 'text', nullable: true},
+    summary: {type: 'text', nullable: true},
     progress: {type: 'smallint'},
     workerNode: {name: 'worker_node', type: 'text', nullable: true},
     createdAt: {name: 'created_at', type: 'timestamptz'},

@@ -45,6 +45,7 @@ export function jobFields(job: JobRecord) {
     attempts: job.attempts,
     progress: job.progress,
     lastError: job.lastError,
+    summary: job.summary,
     worker: job.workerNode,
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
@@ -63,6 +64,7 @@ export function attemptView(a: JobWithHistory['history'][number]) {
     worker: a.workerNode,
     outcome: a.outcome,
     error: a.error,
+    summary: a.summary,
     startedAt: a.startedAt.toISOString(),
     finishedAt: a.finishedAt?.toISOString() ?? null,
   }
