@@ -27,6 +27,8 @@ export interface RequestContext {
   checksum?: {expected?: Checksum; fromTrailer?: () => string | undefined}
   /** For a body a peer forwarded (cluster): the check of its sealed sha-256, once the body has ended. */
   forwardedBody?: ForwardedBodyCheck
+  /** Set once this request's cluster signature has been checked (and its nonce claimed): it is not checked again. */
+  fromPeer?: boolean
   /** For a partial tus upload being created (Upload-Concat: partial). */
   uploadConcat?: string
   /** The upload a creation request (POST) made, once @tus/server has stored it. */

@@ -92,10 +92,13 @@ export class Cluster {
    */
   isForwarded(ctx: ParameterizedContext<AppState>): boolean {
     if (!this.secret || !ctx.get(SIGNATURE_HEADER)) return false
+    // Checked once per request: a second check would see its own nonce as a replay.
+    if (ctx.state.context.fromPeer) return true
     const {nonce} = this.signed(ctx)
     const secret = this.secret
     const check = expectSealedBody(ctx.req, (value) => openBodySeal(secret, nonce, value))
     if (check) ctx.state.context.forwardedBody = check
+    ctx.state.context.fromPeer = true
     return true
   }
 

@@ -176,6 +176,10 @@ export const configSchema = z.object({
   webhookTimeout: duration,
   /** Allow a webhook URL that resolves to this machine or to link-local addresses (tests, a receiver beside the node). */
   webhookAllowPrivate: bool,
+  /** When set, /media needs `?token=` (an HS256 JWT for the upload, media/media-tokens.ts); unset: /media is public. */
+  mediaSigningSecret: optionalString,
+  /** How long a signed media URL holds. */
+  mediaUrlTtl: duration,
 })
 
 export type Config = z.infer<typeof configSchema> & {nodeId: string}
@@ -244,6 +248,8 @@ const ENV_NAMES: Record<keyof z.input<typeof configSchema>, string> = {
   webhookSecret: 'WEBHOOK_SECRET',
   webhookTimeout: 'WEBHOOK_TIMEOUT',
   webhookAllowPrivate: 'WEBHOOK_ALLOW_PRIVATE',
+  mediaSigningSecret: 'MEDIA_SIGNING_SECRET',
+  mediaUrlTtl: 'MEDIA_URL_TTL',
 }
 
 /** Standard Webhooks secrets: optional `whsec_`, then base64 of 24-64 bytes (what the specification's libraries generate). */
@@ -302,5 +308,9 @@ export function loadConfig(
   if (config.authJwtSecret && config.authJwtSecret.length < 32) {
     throw new ConfigError('invalid AUTH_JWT_SECRET: expected at least 32 characters for HS256')
   }
+  if (config.mediaSigningSecret && config.mediaSigningSecret.length < 32) {
+    throw new ConfigError('invalid MEDIA_SIGNING_SECRET: expected at least 32 characters for HS256')
+  }
+  if (config.mediaUrlTtl < 1000) throw new ConfigError('invalid MEDIA_URL_TTL: expected at least 1s')
   return {...config, dataDir: path.resolve(config.dataDir), nodeId: config.nodeId ?? os.hostname()}
 }

@@ -13,6 +13,7 @@ import type {Pipeline} from '../jobs/pipeline.js'
 import {metricsRoute, requestLatency} from '../metrics/http.js'
 import type {NodeMetrics} from '../metrics/node-metrics.js'
 import {ArtifactRepository} from '../media/artifact-repository.js'
+import {MediaTokens} from '../media/media-tokens.js'
 import type {UploadConcatenation} from '../uploads/concatenation.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
@@ -20,6 +21,7 @@ import type {CallerLimits} from '../uploads/caller-limits.js'
 import type {UploadChanges} from '../uploads/upload-changes.js'
 import {authenticate, type Authenticator} from './auth.js'
 import {errorHandler} from './error-handler.js'
+import {mediaAccess} from './media-access.js'
 import {requestContext, type AppState} from './request-context-middleware.js'
 import {refuseAmbiguousPaths} from './request-path.js'
 import {DRAFT_EXPOSED_HEADERS} from './resumable-draft/interop.js'
@@ -77,6 +79,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}
   )
   const origins = allowedOrigins(deps.config)
+  const mediaTokens = deps.config.mediaSigningSecret ? new MediaTokens(deps.config.mediaSigningSecret, deps.config.mediaUrlTtl) : undefined
 
   app.use(requestContext(deps.log))
   app.use(requestLatency(deps.metrics))
@@ -94,6 +97,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(adminApi({config: deps.config, log: deps.log, db: deps.db, pipeline: deps.pipeline}))
   app.use(metricsRoute({metrics: deps.metrics, db: deps.db, nodeId: deps.config.nodeId, token: deps.config.metricsToken}))
   app.use(internalRoutes({...deps.cluster, uploads: deps.uploads, store: deps.store, dataDir: deps.config.dataDir}))
+  app.use(mediaAccess(mediaTokens, deps.cluster.cluster))
   app.use(mediaForwarding(deps.cluster.cluster, deps.cluster.replicas, deps.config.dataDir))
   app.use(mediaRoute({db: deps.db, dataDir: deps.config.dataDir}))
   app.use(webRoutes(deps.config).routes())

@@ -12,6 +12,8 @@ const UPLOAD_ID_IN_PATH = /^\/(?:files|api\/uploads|media)\/([A-Za-z0-9_-]{1,128
 
 export interface AppState {
   context: RequestContext
+  /** The verified ?token= of a private /media request; playlists are served carrying it (media-access.ts). */
+  mediaToken?: string
 }
 
 export function requestContext(log: Logger): Middleware<AppState> {

@@ -12,6 +12,7 @@ import type {DataSource} from 'typeorm'
 import {NotFound} from '../../errors.js'
 import {decodedArtifactSegments, mediaRoot} from '../../media/artifact-files.js'
 import {ArtifactRepository} from '../../media/artifact-repository.js'
+import {isPlaylist, signPlaylist} from '../../media/playlist-tokens.js'
 import {MASTER_PLAYLIST} from '../../media/transcode.js'
 import {answerWithRanges, type ByteRange} from '../byte-ranges.js'
 import type {AppState} from '../request-context-middleware.js'
@@ -20,6 +21,8 @@ const PREFIX = '/media/'
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 /** The master playlist gains renditions as they finish: always revalidate it. */
 const REVALIDATE = 'public, max-age=0, must-revalidate'
+/** A playlist rewritten with one viewer's token is theirs alone. */
+const PRIVATE_PLAYLIST = 'private, max-age=0, must-revalidate'
 
 /**
  * The raw request path's segments, each decoded once; rejects anything that could step out of
@@ -52,13 +55,18 @@ export function mediaRoute(deps: {db: DataSource; dataDir: string}): Middleware<
     if (!file || !file.startsWith(realRoot + path.sep)) throw new NotFound('no such media file')
     // The master playlist is rewritten (renamed into place) as renditions land, before its row is
     // updated: read once, its ETag and length are those of the very bytes sent.
-    const mutable = relative === MASTER_PLAYLIST ? await readFile(file) : undefined
+    // A private playlist is served rewritten, every URI carrying the request's token: its ETag,
+    // length and ranges are those of the rewritten bytes (playlist-tokens.ts).
+    const token = ctx.state.mediaToken
+    const signed = token !== undefined && isPlaylist(relative)
+    const read = relative === MASTER_PLAYLIST || signed ? await readFile(file) : undefined
+    const mutable = read && signed ? signPlaylist(relative, read, token) : read
     const size = mutable ? mutable.length : (await stat(file)).size
     const open = (range?: ByteRange) =>
       mutable ? (range ? mutable.subarray(range.start, range.end + 1) : mutable) : createReadStream(file, range ?? {})
 
     const etag = `"${mutable ? createHash('sha256').update(mutable).digest('hex') : artifact.sha256}"`
-    ctx.set('Cache-Control', relative === MASTER_PLAYLIST ? REVALIDATE : IMMUTABLE)
+    ctx.set('Cache-Control', signed ? PRIVATE_PLAYLIST : relative === MASTER_PLAYLIST ? REVALIDATE : IMMUTABLE)
     ctx.set('X-Content-Type-Options', 'nosniff')
     ctx.type = artifact.contentType
     answerWithRanges(ctx, {
