@@ -34,7 +34,7 @@ import {TEST_AMQP_URL, TEST_DATABASE_URL} from '../support/services.js'
 const exec = promisify(execFile)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const CLI = path.join(root, 'dist/src/cli/index.js')
-const SECONDS = 8
+const SECONDS = 30 // long enough that the transcode is still running when the test looks (8 s took ~2 s here and raced)
 const RENDITIONS = [
   {name: '360p', height: 360, videoBitrate: '800k', audioBitrate: '96k'},
   {name: '240p', height: 240, videoBitrate: '400k', audioBitrate: '64k'},
@@ -153,7 +153,8 @@ describe('worker killed mid-transcode', {timeout: 150_000}, () => {
         if (first.child.exitCode !== null) throw new Error(`the first worker exited:\n${first.output()}`)
         const job = await jobs.find(uploadId, 'transcode')
         if (job?.status === 'succeeded') throw new Error('the transcode finished before the test could kill its worker: make the clip longer')
-        if (job?.status !== 'running' || job.progress <= 0) return undefined
+        // Early enough that the attempt cannot finish between the look and the kill.
+        if (job?.status !== 'running' || job.progress <= 0 || job.progress >= 80) return undefined
         // The transcode runs one ffmpeg per output: kill while one of them is running, not between two.
         const group = await processGroup(first.child.pid!)
         return group.some((p) => /ffmpeg/.test(p.command)) ? {job, group} : undefined
