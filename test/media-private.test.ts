@@ -123,6 +123,18 @@ describe('private /media with signed URLs', () => {
     assert.equal((await fetch(`${node.url}/media/${videoId}/storyboard/sprite.jpg`)).status, 401)
   })
 
+  it('gives the owner signed artifact URLs in the status API, each served with 200', async () => {
+    const s = (await (await fetch(`${node.url}/api/uploads/${videoId}`)).json()) as {artifacts: {path: string; url: string}[]}
+    assert.ok(s.artifacts.length >= 4)
+    for (const a of s.artifacts) {
+      assert.match(a.url, /\?token=[\w-]+\.[\w-]+\.[\w-]+$/, a.path)
+      const res = await fetch(a.url)
+      assert.equal(res.status, 200, a.path)
+      await res.arrayBuffer()
+      assert.equal((await fetch(a.url.split('?')[0]!)).status, 401, a.path)
+    }
+  })
+
   it('lets ffmpeg read the whole signed playlist', async () => {
     const token = await tokens.sign(videoId)
     const {stderr} = await promisify(execFile)('ffmpeg', ['-hide_banner', '-v', 'error', '-i', withToken(master(), token), '-map', '0:v:0', '-f', 'null', '-'], {timeout: 60_000})

@@ -73,13 +73,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.maxIpsCount = 1
   const health = healthRoutes(deps.db, deps.storageDir)
   const jobs = new JobRepository(deps.db)
-  const uploads = uploadRoutes(deps.uploads, jobs, new ArtifactRepository(deps.db))
+  const mediaTokens = deps.config.mediaSigningSecret ? new MediaTokens(deps.config.mediaSigningSecret, deps.config.mediaUrlTtl) : undefined
+  const uploads = uploadRoutes(deps.uploads, jobs, new ArtifactRepository(deps.db), mediaTokens)
   const uploadEvents = uploadEventRoutes(
     {db: deps.db, uploads: deps.uploads, jobs, changes: deps.changes, limits: deps.limits, log: deps.log},
     {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}
   )
   const origins = allowedOrigins(deps.config)
-  const mediaTokens = deps.config.mediaSigningSecret ? new MediaTokens(deps.config.mediaSigningSecret, deps.config.mediaUrlTtl) : undefined
 
   app.use(requestContext(deps.log))
   app.use(requestLatency(deps.metrics))

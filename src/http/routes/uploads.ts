@@ -11,6 +11,7 @@ import {BadRequest, NotFound} from '../../errors.js'
 import type {JobRepository, JobWithHistory} from '../../jobs/job-repository.js'
 import {clientJobStatus} from '../../jobs/job-status.js'
 import {artifactUrlPath} from '../../media/artifact-files.js'
+import {withToken, type MediaTokens} from '../../media/media-tokens.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
 import {UPLOAD_STATUSES} from '../../uploads/upload-status.js'
 import type {AppState} from '../request-context-middleware.js'
@@ -96,7 +97,7 @@ function decodeCursor(cursor: string): {createdAt: Date; id: string} {
  * An upload's artifacts, each with the URL it is served at (routes/media.ts). HLS segments are
  * left out: players reach them through the playlists, and a long video has thousands.
  */
-export function artifactsView(origin: string, rows: ArtifactRecord[]) {
+export function artifactsView(origin: string, rows: ArtifactRecord[], mediaToken?: string) {
   return rows
     .filter((a) => !(a.kind === 'hls' && !a.path.endsWith('.m3u8')))
     .map((a) => ({
@@ -106,14 +107,16 @@ export function artifactsView(origin: string, rows: ArtifactRecord[]) {
       size: a.size,
       sha256: a.sha256,
       contentType: a.contentType,
-      url: `${origin}/media/${artifactUrlPath(a)}`,
+      url: mediaToken ? withToken(`${origin}/media/${artifactUrlPath(a)}`, mediaToken) : `${origin}/media/${artifactUrlPath(a)}`,
     }))
 }
 
 export function uploadRoutes(
   uploads: UploadRepository,
   jobs: JobRepository,
-  artifacts?: {list(uploadId: string): Promise<ArtifactRecord[]>}
+  artifacts?: {list(uploadId: string): Promise<ArtifactRecord[]>},
+  /** Set with MEDIA_SIGNING_SECRET: the artifact URLs given to the caller are signed. */
+  mediaTokens?: MediaTokens
 ): Router<AppState> {
   const router = new Router<AppState>({prefix: '/api/uploads'})
 
@@ -145,7 +148,7 @@ export function uploadRoutes(
     ctx.body = {
       ...uploadView(row),
       jobs: (await jobs.forUpload(row.id)).map(jobView),
-      ...(artifacts ? {artifacts: artifactsView(`${ctx.protocol}://${ctx.host}`, await artifacts.list(row.id))} : {}),
+      ...(artifacts ? {artifacts: artifactsView(`${ctx.protocol}://${ctx.host}`, await artifacts.list(row.id), await mediaTokens?.sign(row.id))} : {}),
     }
   })
 
