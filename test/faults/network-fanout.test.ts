@@ -15,7 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import pg from 'pg'
-import {placeArtifacts, sha256} from '../support/artifacts.js'
+import {placeArtifacts, sha256, verifiedReplicas} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {createTestbed, testbedUnavailable, type Testbed} from '../support/netns.js'
 import {freshSchema} from '../support/node.js'
@@ -86,13 +86,7 @@ describe('chain fan-out over a shaped network, the last peer\'s link cut and the
         assert.equal(sha256(await readFile(path.join(entry.parentPath, entry.name))), expected.get(relative), `${relative} visible on ${peer} but not whole`)
       }
     }
-    const recorded = async (peer: string) => {
-      const {rows} = await db!.query(
-        `SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = $2 AND r.sha256 = a.sha256`,
-        [uploadId, peer]
-      )
-      return (rows[0] as {n: number}).n
-    }
+    const recorded = (peer: string) => verifiedReplicas(db!, uploadId, peer)
     const partOf = (peer: string) => path.join(dir, peer, 'media', uploadId, '.replica-video.mp4.part')
     const partSize = (peer: string) => stat(partOf(peer)).then((s) => s.size, () => 0)
 

@@ -13,7 +13,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import pg from 'pg'
-import {placeArtifacts, sha256} from '../support/artifacts.js'
+import {placeArtifacts, sha256, verifiedReplicas} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {freshSchema} from '../support/node.js'
 import {startProcessCluster, type ProcessCluster} from '../support/process-cluster.js'
@@ -59,10 +59,7 @@ describe('a peer frozen while it receives a fan-out', {timeout: 120_000}, () => 
     const [node1, , node3] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess]
     db = new pg.Client({connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema.schema}`})
     await db.connect()
-    const recordedOn = async (nodeId: string) => {
-      const {rows} = await db.query(`SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = $2 AND r.sha256 = a.sha256`, [uploadId, nodeId])
-      return (rows[0] as {n: number}).n
-    }
+    const recordedOn = (nodeId: string) => verifiedReplicas(db, uploadId, nodeId)
 
     const uploadId = new URL(await createUpload(node1.url, 1)).pathname.split('/').pop()!
     const video = randomBytes(96 << 20) // far more than the socket buffers between two nodes hold

@@ -13,7 +13,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import pg from 'pg'
-import {placeArtifacts, sha256} from '../support/artifacts.js'
+import {placeArtifacts, sha256, verifiedReplicas} from '../support/artifacts.js'
 import {createUpload} from '../support/http.js'
 import {freshSchema} from '../support/node.js'
 import {startProcessCluster, type ProcessCluster} from '../support/process-cluster.js'
@@ -82,13 +82,7 @@ describe('a peer killed while it receives a fan-out', {timeout: 180_000}, () => 
     const largePart = path.join(peerDir, '.replica-video.mp4.part')
     const largeSize = files['video.mp4']!.length
     let node2 = cluster.nodes[1]!
-    const recordedOnNode2 = async () => {
-      const {rows} = await db.query(
-        `SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = 'node2' AND r.sha256 = a.sha256`,
-        [uploadId]
-      )
-      return (rows[0] as {n: number}).n
-    }
+    const recordedOnNode2 = () => verifiedReplicas(db, uploadId, 'node2')
     const landed = async () => (await readdir(peerDir, {recursive: true}).catch(() => [])).filter((name) => /\.(ts|mp4)$/.test(String(name)) && !path.basename(String(name)).startsWith('.')).length
     for (const point of killPoints) {
       const start = await landed()

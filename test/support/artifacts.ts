@@ -37,3 +37,9 @@ export async function placeArtifacts(db: Queryable, node: {id: string; dataDir: 
     )
   }
 }
+
+/** How many of the upload's artifacts `nodeId` holds a verified copy of (a `replicas` row with the artifact's sha256). */
+export async function verifiedReplicas(db: {query(sql: string, params: unknown[]): Promise<{rows: unknown[]}>}, uploadId: string, nodeId: string): Promise<number> {
+  const {rows} = await db.query(`SELECT count(*)::int AS n FROM replicas r JOIN artifacts a ON a.id = r.artifact_id WHERE a.upload_id = $1 AND r.node_id = $2 AND r.sha256 = a.sha256`, [uploadId, nodeId])
+  return (rows[0] as {n: number}).n
+}
