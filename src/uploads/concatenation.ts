@@ -19,7 +19,7 @@ import {committedBytes} from './final-size-limit.js'
 import {HashingFileSink} from './hashing-file-sink.js'
 import {describeUpload, encodeMetadata} from './metadata.js'
 import {UploadHasher} from './upload-hasher.js'
-import type {UploadRepository} from './upload-repository.js'
+import {newUpload, type UploadRepository} from './upload-repository.js'
 import {UploadStatus} from './upload-status.js'
 import type {UploadStore} from './upload-store.js'
 
@@ -81,25 +81,21 @@ export class UploadConcatenation {
       throw new PayloadTooLarge(`the partial uploads ${what}, over the maximum upload size of ${this.options.maxSize}`)
     }
     const {filename, filetype} = describeUpload(request.metadata)
-    const row = await this.uploads.insert({
-      id: randomBytes(16).toString('hex'),
-      owner: request.owner,
-      caller: request.caller ?? null,
-      filename,
-      filetype,
-      metadata: encodeMetadata(request.metadata),
-      size,
-      bytesReceived: 0,
-      status: UploadStatus.Uploading,
-      nodeId: this.options.nodeId,
-      sha256: null,
-      md5: null,
-      failureReason: null,
-      expiresAt: null,
-      completedAt: null,
-      uploadConcat: request.header,
-      concatParts: request.partIds,
-    })
+    const row = await this.uploads.insert(
+      newUpload({
+        id: randomBytes(16).toString('hex'),
+        owner: request.owner,
+        caller: request.caller ?? null,
+        filename,
+        filetype,
+        metadata: encodeMetadata(request.metadata),
+        size,
+        nodeId: this.options.nodeId,
+        expiresAt: null,
+        uploadConcat: request.header,
+        concatParts: request.partIds,
+      })
+    )
     if (parts.every((p) => p!.status === UploadStatus.Completed)) void this.assemble(row.id)
     return row
   }

@@ -10,7 +10,7 @@ import {Gone, NotFound, UnsupportedMediaType} from '../errors.js'
 import {currentRequest} from '../request-context.js'
 import {callerOf} from './caller-limits.js'
 import {decodeMetadata, describeUpload, encodeMetadata} from './metadata.js'
-import type {UploadRepository} from './upload-repository.js'
+import {newUpload, type UploadRepository} from './upload-repository.js'
 import {UploadStatus, isGone} from './upload-status.js'
 
 /**
@@ -58,24 +58,20 @@ export class UploadCatalog implements Configstore {
     const expiresAt = this.options.expiryMs > 0 && upload.size !== 0 ? new Date(Date.now() + this.options.expiryMs) : null
     const context = currentRequest()
     if (context) context.uploadExpiresAt = expiresAt
-    return this.uploads.insert({
-      id: upload.id,
-      owner: context?.subject ?? null,
-      caller: context ? callerOf(context) : null,
-      filename,
-      filetype,
-      metadata: encodeMetadata(upload.metadata),
-      size: upload.size ?? null,
-      bytesReceived: 0,
-      status: UploadStatus.Uploading,
-      nodeId: this.options.nodeId,
-      sha256: null,
-      md5: null,
-      failureReason: null,
-      expiresAt,
-      completedAt: null,
-      uploadConcat: context?.uploadConcat ?? null,
-    })
+    return this.uploads.insert(
+      newUpload({
+        id: upload.id,
+        owner: context?.subject ?? null,
+        caller: context ? callerOf(context) : null,
+        filename,
+        filetype,
+        metadata: encodeMetadata(upload.metadata),
+        size: upload.size ?? null,
+        nodeId: this.options.nodeId,
+        expiresAt,
+        uploadConcat: context?.uploadConcat ?? null,
+      })
+    )
   }
 
   /**

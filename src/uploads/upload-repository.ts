@@ -26,6 +26,14 @@ export const isUploadId = (id: string): boolean => /^[A-Za-z0-9_-]{1,128}$/.test
 export type NewUpload = Omit<UploadRecord, 'createdAt' | 'updatedAt' | 'uploadConcat' | 'concatParts' | 'unverifiedFrom' | 'caller'> &
   Partial<Pick<UploadRecord, 'uploadConcat' | 'concatParts' | 'caller'>>
 
+/** The fields a client's creation gives; everything else starts as a new upload's does (nothing received, no digests, no failure). */
+export type CreatedUpload = Pick<NewUpload, 'id' | 'owner' | 'filename' | 'filetype' | 'metadata' | 'size' | 'nodeId' | 'expiresAt'> &
+  Partial<Pick<NewUpload, 'caller' | 'uploadConcat' | 'concatParts'>>
+
+/** A row for an upload just created: `uploading`, at offset 0. */
+export function newUpload(fields: CreatedUpload): NewUpload {
+  return {bytesReceived: 0, status: UploadStatus.Uploading, sha256: null, md5: null, failureReason: null, completedAt: null, ...fields}
+}
 
 export interface UploadListQuery {
   /** null: uploads without an owner; absent: any owner (the admin API). */
