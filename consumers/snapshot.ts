@@ -6,6 +6,7 @@ import {Outcome} from '../src/jobs/outcome.js'
 import type {JobHandler} from '../src/jobs/registry.js'
 import {NoFrameWritten, openMediaJobs, SnapshotsIncomplete, UnplayableMedia, type MediaJobs} from '../src/media/index.js'
 import type {ConsumerDeps} from './consumer-deps.js'
+import {mediaOutcome} from './media-outcome.js'
 import {uploadSource} from './upload-source.js'
 
 export function snapshotHandler(deps: ConsumerDeps): JobHandler<'snapshot'> {
@@ -20,12 +21,7 @@ export function snapshotHandler(deps: ConsumerDeps): JobHandler<'snapshot'> {
 export function snapshotWork(media: Pick<MediaJobs, 'snapshot'>): JobHandler<'snapshot'> {
   return async (job, context) => {
     try {
-      const result = await media.snapshot(job.uploadId, context)
-      if (!result.done) {
-        context.log.info(result.note)
-        return Outcome.skipped(result.note)
-      }
-      return Outcome.succeeded(result.note)
+      return mediaOutcome(await media.snapshot(job.uploadId, context), context.log)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)
       if (error instanceof NoFrameWritten) return Outcome.dead(error.message.split('\n')[0]!)

@@ -7,6 +7,7 @@ import {Outcome} from '../src/jobs/outcome.js'
 import type {DeadJobHook, JobHandler} from '../src/jobs/registry.js'
 import {FfmpegTimedOut, MediaRepository, openMediaJobs, UnplayableMedia, type MediaJobs} from '../src/media/index.js'
 import type {ConsumerDeps} from './consumer-deps.js'
+import {mediaOutcome} from './media-outcome.js'
 import {uploadSource} from './upload-source.js'
 
 export function transcodeHandler(deps: ConsumerDeps): JobHandler<'transcode'> {
@@ -20,12 +21,7 @@ export function transcodeHandler(deps: ConsumerDeps): JobHandler<'transcode'> {
 export function transcodeWork(media: Pick<MediaJobs, 'transcode'>): JobHandler<'transcode'> {
   return async (job, context) => {
     try {
-      const result = await media.transcode(job.uploadId, context)
-      if (!result.done) {
-        context.log.info(result.note)
-        return Outcome.skipped(result.note)
-      }
-      return Outcome.succeeded(result.note)
+      return mediaOutcome(await media.transcode(job.uploadId, context), context.log)
     } catch (error) {
       if (error instanceof UnplayableMedia) return Outcome.dead(error.reason)
       throw error
