@@ -135,6 +135,34 @@ describe('private /media with signed URLs', () => {
     }
   })
 
+  it('gives signed URLs in the event stream too: every artifact.created carries one, served with 200', async () => {
+    const abort = new AbortController()
+    const res = await fetch(`${node.url}/api/uploads/${videoId}/events`, {signal: abort.signal})
+    assert.equal(res.status, 200)
+    const created: Array<{path: string; url: string}> = []
+    let text = ''
+    const decoder = new TextDecoder()
+    // The stream replays the upload's outbox events, then its status: read up to the status.
+    const reader = res.body!.getReader()
+    while (!/\nevent: status\n/.test(text)) {
+      const {value, done} = await reader.read()
+      if (done) break
+      text += decoder.decode(value, {stream: true})
+    }
+    abort.abort()
+    for (const block of text.split('\n\n')) {
+      if (!/^event: artifact\.created$/m.test(block)) continue
+      created.push(JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as {path: string; url: string})
+    }
+    assert.ok(created.length >= 4, `${created.length} artifact.created events`)
+    for (const a of created.filter((c) => !c.path.endsWith('.ts')).slice(0, 8)) {
+      assert.match(a.url, new RegExp(`/media/${videoId}/.+\\?token=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`), a.path)
+      const served = await fetch(a.url)
+      assert.equal(served.status, 200, a.path)
+      await served.arrayBuffer()
+    }
+  })
+
   it('lets ffmpeg read the whole signed playlist', async () => {
     const token = await tokens.sign(videoId)
     const {stderr} = await promisify(execFile)('ffmpeg', ['-hide_banner', '-v', 'error', '-i', withToken(master(), token), '-map', '0:v:0', '-f', 'null', '-'], {timeout: 60_000})

@@ -244,3 +244,61 @@ describe('the upload page with auth on', () => {
     await page.close()
   })
 })
+
+describe('the upload page with private playback (MEDIA_SIGNING_SECRET)', () => {
+  let dir: string
+  let node: TestNode
+  let context: BrowserContext
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'web-ui-private-'))
+    await bundle()
+    node = await startWebNode({mediaSigningSecret: 'web-ui-media-signing-secret-long-enough-0123'})
+    await mkdir(path.join(dir, 'profile'))
+    context = await launch(path.join(dir, 'profile'))
+  })
+  after(async () => {
+    await context?.close()
+    await node?.stop()
+    await rm(dir, {recursive: true, force: true, maxRetries: 5})
+  })
+
+  it('plays a private video with hls.js: every media request carries the token and is served', async () => {
+    const page = await context.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    const media: {url: string; status: number}[] = []
+    page.on('response', (res) => {
+      if (new URL(res.url()).pathname.startsWith('/media/')) media.push({url: res.url(), status: res.status()})
+    })
+    await page.goto(`${node.url}/`)
+    const file = path.join(dir, 'private.mp4')
+    await exec(tools.ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440', '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file])
+    await page.locator('.uppy-Dashboard-input').first().setInputFiles(file)
+    const card = page.locator('.card[data-status="ready"]')
+    await card.waitFor({timeout: 90_000})
+    const id = String(await card.getAttribute('data-upload-id'))
+    const player = card.locator('.player')
+    await player.locator('video').waitFor()
+    assert.equal(await player.getAttribute('data-source'), 'hls')
+    await page.waitForFunction(() => {
+      const v = document.querySelector<HTMLVideoElement>('.player video')
+      if (v && v.paused && v.currentTime === 0) void v.play().catch(() => {})
+      return v !== null && v.currentTime > 0.5
+    }, undefined, {timeout: 30_000})
+    assert.deepEqual(errors, [])
+    const playlists = media.filter((m) => /\.m3u8(\?|$)/.test(m.url))
+    const segments = media.filter((m) => /\.ts(\?|$)/.test(m.url))
+    assert.ok(playlists.length >= 2 && segments.length >= 1, JSON.stringify(media))
+    for (const m of media) {
+      assert.match(m.url, /[?&]token=[\w-]+\.[\w-]+\.[\w-]+/, `${m.url} carries the token`)
+      assert.ok(m.status === 200 || m.status === 206 || m.status === 304, `${m.url} answered ${m.status}`)
+    }
+    // The same URLs without their token are refused: the video really is private.
+    const bare = new URL(playlists[0]!.url)
+    bare.search = ''
+    assert.equal((await fetch(bare)).status, 401)
+    assert.ok(bare.pathname.startsWith(`/media/${id}/`))
+    await page.close()
+  })
+})

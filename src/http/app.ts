@@ -76,7 +76,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const mediaTokens = deps.config.mediaSigningSecret ? new MediaTokens(deps.config.mediaSigningSecret, deps.config.mediaUrlTtl) : undefined
   const uploads = uploadRoutes(deps.uploads, jobs, new ArtifactRepository(deps.db), mediaTokens)
   const uploadEvents = uploadEventRoutes(
-    {db: deps.db, uploads: deps.uploads, jobs, changes: deps.changes, limits: deps.limits, log: deps.log},
+    {db: deps.db, uploads: deps.uploads, jobs, changes: deps.changes, limits: deps.limits, log: deps.log, mediaTokens},
     {pollMs: deps.config.eventsPollInterval, heartbeatMs: deps.config.eventsHeartbeatInterval, closing: deps.closing}
   )
   const origins = allowedOrigins(deps.config)

@@ -21,6 +21,8 @@ import type {Logger} from 'pino'
 import type {DataSource} from 'typeorm'
 import {NotFound} from '../../errors.js'
 import type {JobRepository} from '../../jobs/job-repository.js'
+import {artifactUrlPath} from '../../media/artifact-files.js'
+import {withToken, type MediaTokens} from '../../media/media-tokens.js'
 import {callerOf, type CallerLimits} from '../../uploads/caller-limits.js'
 import type {UploadChanges} from '../../uploads/upload-changes.js'
 import type {UploadRepository} from '../../uploads/upload-repository.js'
@@ -43,6 +45,8 @@ export interface UploadEventsDeps {
   changes?: UploadChanges
   limits?: CallerLimits
   log: Logger
+  /** Set with MEDIA_SIGNING_SECRET: the artifact URLs in artifact.created events are signed. */
+  mediaTokens?: MediaTokens
 }
 
 export function uploadEventRoutes(deps: UploadEventsDeps, options: UploadEventsOptions): {router: Router<AppState>; feeds: UploadEventFeeds} {
@@ -81,7 +85,15 @@ export function uploadEventRoutes(deps: UploadEventsDeps, options: UploadEventsO
       stream.end()
       release().catch((error: unknown) => log.warn({err: error}, 'could not record the end of an event stream'))
     }
-    const subscriber = new StreamSubscriber(lastEventId, (event, data, eventId) => stream.write(`id: ${eventId}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`), stop)
+    // Where each new artifact is served, as the status API says it (signed once for the stream: a
+    // stream open longer than MEDIA_URL_TTL gives expired URLs; the status API signs afresh).
+    const origin = `${ctx.protocol}://${ctx.host}`
+    const token = await deps.mediaTokens?.sign(id)
+    const artifactUrl = (path: string) => {
+      const url = `${origin}/media/${artifactUrlPath({uploadId: id, path})}`
+      return token ? withToken(url, token) : url
+    }
+    const subscriber = new StreamSubscriber(lastEventId, (event, data, eventId) => stream.write(`id: ${eventId}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`), stop, artifactUrl)
     unsubscribe = feeds.subscribe(id, subscriber)
     ctx.req.on('close', stop)
   })

@@ -24,7 +24,9 @@ export class StreamSubscriber {
     public cursor: number,
     private readonly send: (event: string, data: unknown, id: number) => void,
     /** The upload is gone: the stream ends. */
-    readonly end: () => void
+    readonly end: () => void,
+    /** The URL an artifact.created event's file is served at, added to the event as `url`. */
+    private readonly artifactUrl?: (path: string) => string
   ) {}
 
   deliver(outbox: UploadOutboxEvent[], row: UploadRecord, jobs: Array<ReturnType<typeof jobView>>): void {
@@ -32,7 +34,8 @@ export class StreamSubscriber {
       const id = Number(event.id)
       if (id <= this.cursor) continue
       this.cursor = id
-      this.send(event.topic, event.payload, id)
+      const path = event.topic === 'artifact.created' ? (event.payload as {path?: unknown}).path : undefined
+      this.send(event.topic, this.artifactUrl && typeof path === 'string' ? {...(event.payload as object), url: this.artifactUrl(path)} : event.payload, id)
     }
     const status = JSON.stringify([row.status, row.failureReason, jobs.map((j) => [j.kind, j.status])])
     if (status !== this.lastStatus) {
