@@ -18,6 +18,8 @@ import {SCHEMA_VERSION} from '../src/events/event-schemas.js'
 import {OutboxRelay} from '../src/jobs/outbox-relay.js'
 import {retryDelays} from '../src/jobs/job-policies.js'
 import {topology} from '../src/jobs/topology.js'
+import type {JobMessage} from '../src/jobs/messages.js'
+import {WebhookDeliveries} from '../src/webhooks/webhook-deliveries.js'
 import {TEST_AMQP_URL, TEST_DATABASE_URL} from './support/services.js'
 import {completedUpload, inspector, openTestDatabase, removeTopology, testPrefix, waitFor, type TestDatabase} from './support/pipeline-support.js'
 
@@ -266,6 +268,42 @@ describe('outbox relay', {timeout: 90_000}, () => {
       assert.deepEqual(countBy(events, (topic) => topic), {'upload.completed': 1, 'artifact.created': 40})
       // No consumer: what was published is still in the queues.
       assert.deepEqual([broker.depth('fanout'), broker.depth('transcode'), broker.depth('snapshot')], [1, 1, 1])
+    } finally {
+      await broker.close()
+    }
+  })
+
+  test('a job message is published only once what it points at is committed: a consumer that takes it at once waits for the batch and sees its new webhook delivery', async () => {
+    const {db} = database
+    const upload = await completedUpload(db)
+    const jobs = new JobRepository(db)
+    const deliveries = new WebhookDeliveries(db, () => 'http://node.test')
+    // The first batch: upload.completed owed and delivered, the job done, as after a first pass.
+    const first = new MemoryBroker({deliveryLimit: 5})
+    try {
+      await new OutboxRelay(db, first, jobs, log, {pollIntervalMs: 50, webhooks: true}).relayBatch()
+    } finally {
+      await first.close()
+    }
+    const pass = await jobs.begin(upload, 'webhook', 'relay-test')
+    for (const owed of await deliveries.owed(upload)) await deliveries.delivered(owed.eventId)
+    await jobs.finish(pass.job, 'succeeded', {error: null, summary: 'delivered'}, async () => {})
+
+    /** A broker that hands each job message to a consumer the moment it is published, and confirms slowly. */
+    const seen: Array<Promise<string[]>> = []
+    class EagerBroker extends MemoryBroker {
+      override async publishJob(job: JobMessage): Promise<void> {
+        if (job.kind === 'webhook') seen.push(jobs.begin(upload, 'webhook', 'eager').then(async () => (await deliveries.owed(upload)).map((d) => d.topic)))
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      }
+    }
+    await db.query(`INSERT INTO outbox (topic, upload_id, payload) VALUES ('upload.ready', $1, $2::jsonb)`, [upload, JSON.stringify({schemaVersion: SCHEMA_VERSION, type: 'upload.ready', uploadId: upload})])
+    const broker = new EagerBroker({deliveryLimit: 5})
+    try {
+      // upload.ready, and the job events of the first pass.
+      assert.ok((await new OutboxRelay(db, broker, jobs, log, {pollIntervalMs: 50, webhooks: true}).relayBatch()) >= 1)
+      assert.equal(seen.length, 1)
+      assert.deepEqual(await seen[0], ['upload.ready'])
     } finally {
       await broker.close()
     }

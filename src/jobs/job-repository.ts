@@ -103,14 +103,19 @@ function toJob(row: Row): JobRecord {
 export class JobRepository {
   constructor(private readonly db: DataSource) {}
 
-  /** Records that jobs are owed for an upload; existing rows are left as they are. */
-  async enqueue(tx: EntityManager, uploadId: string, kinds: readonly JobKind[]): Promise<void> {
+  /**
+   * Records that jobs are owed for an upload; existing rows are left as they are. With `lock`,
+   * the rows stay locked until `tx` ends, so a begin() for one of them waits for what `tx` writes
+   * beside it (callers lock in one order: uploads, then kinds, sorted).
+   */
+  async enqueue(tx: EntityManager, uploadId: string, kinds: readonly JobKind[], options: {lock?: boolean} = {}): Promise<void> {
     if (kinds.length === 0) return
     await run(
       tx,
       `INSERT INTO jobs (upload_id, kind, status) SELECT $1, k, 'queued' FROM unnest($2::text[]) AS k ON CONFLICT (upload_id, kind) DO NOTHING`,
       [uploadId, kinds]
     )
+    if (options.lock) await run(tx, `SELECT id FROM jobs WHERE upload_id = $1 AND kind = ANY($2::text[]) ORDER BY kind FOR UPDATE`, [uploadId, kinds])
   }
 
   /**

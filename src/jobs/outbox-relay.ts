@@ -80,6 +80,12 @@ export class OutboxRelay {
       if (rows.length === 0) return {sent: 0}
       const ids = rows.map((r) => r.id)
       const started = this.jobsStartedBy(rows)
+      // The work the messages point at is written, and its job rows locked, before they are
+      // published: a consumer's begin() waits for this commit, so it never reads the deliveries
+      // or jobs of this batch half-written (a webhook attempt that looked too early would
+      // succeed without the new delivery, and nothing would ask for it again).
+      for (const {uploadId, kinds} of started) await this.jobs.enqueue(tx, uploadId, kinds, {lock: true})
+      if (this.options.webhooks) await WebhookDeliveries.record(tx, this.webhookEvents(rows))
       try {
         await Promise.all([
           ...rows.map((row) => this.broker.publishEvent(row.topic, row.payload)),
@@ -92,8 +98,6 @@ export class OutboxRelay {
         return {sent: 0, error}
       }
       await OutboxRepository.markPublished(tx, ids)
-      for (const {uploadId, kinds} of started) await this.jobs.enqueue(tx, uploadId, kinds)
-      if (this.options.webhooks) await WebhookDeliveries.record(tx, this.webhookEvents(rows))
       return {sent: rows.length}
     })
     if ('error' in result) throw result.error
