@@ -34,11 +34,6 @@ export interface RequestContext {
   /** The upload a creation request (POST) made, once @tus/server has stored it. */
   createdUploadId?: string
   /**
-   * The upload this request names, as read before the request took the upload's lock: for the
-   * access checks made before it (owner, where it lives), never for the write itself.
-   */
-  upload?: UploadRecord | null
-  /**
    * The upload's row as the store read it after this request took the upload's lock (getUpload),
    * for the write that follows under the same lock (a PATCH): taken once, then gone.
    */
@@ -60,12 +55,3 @@ const storage = new AsyncLocalStorage<RequestContext>()
 
 export const runInRequestContext = <T>(context: RequestContext, fn: () => T): T => storage.run(context, fn)
 export const currentRequest = (): RequestContext | undefined => storage.getStore()
-
-/** The upload `id` as read before the lock (see RequestContext.upload): one query per request. */
-export async function uploadBeforeLock(id: string, load: (id: string) => Promise<UploadRecord | null>): Promise<UploadRecord | null> {
-  const context = currentRequest()
-  if (context?.upload?.id === id) return context.upload
-  const row = await load(id)
-  if (context) context.upload = row
-  return row
-}

@@ -1,7 +1,8 @@
 /**
  * What one request costs the database: the statements each tus request sends, counted as the
  * node's TypeORM sends them (its logger sees every query, in the request's async context).
- * Creation is one INSERT, with no read of the row it made.
+ * Creation is one INSERT, with no read of the row it made; a PATCH in the middle of an upload
+ * reads the row once (under the upload's lock) and records its offset; a HEAD reads it once.
  */
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
@@ -74,5 +75,18 @@ describe('database round trips per tus request (postgres)', () => {
     const status = (await (await fetch(`${node.url}/api/uploads/${url.split('/').pop()}`)).json()) as Record<string, unknown>
     assert.equal(status.status, 'completed')
     assert.match(String(status.sha256), /^[0-9a-f]{64}$/)
+  })
+
+  it('answers a PATCH in the middle of an upload with one read of the row and one UPDATE, and a HEAD with one read', async () => {
+    const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 3000}})
+    const url = new URL(String(res.headers.location), node.url).toString()
+    const patch = (offset: number) => request('PATCH', url, {headers: {...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset}, body: randomBytes(1000)})
+    assert.equal((await patch(0)).status, 204)
+    const {res: middle, sql} = await counted(() => patch(1000))
+    assert.equal(middle.status, 204, middle.body)
+    assert.deepEqual(sql.map((q) => q.trim().split(/\s+/)[0]), ['SELECT', 'UPDATE'], sql.join('\n'))
+    const {res: head, sql: headSql} = await counted(() => request('HEAD', url, {headers: TUS}))
+    assert.equal(head.headers['upload-offset'], '2000')
+    assert.deepEqual(headSql.map((q) => q.trim().split(/\s+/)[0]), ['SELECT'], headSql.join('\n'))
   })
 })

@@ -8,7 +8,6 @@
 import type {Middleware} from 'koa'
 import {ServiceUnavailable} from '../errors.js'
 import type {AppState} from '../http/request-context-middleware.js'
-import {uploadBeforeLock} from '../request-context.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {Cluster} from './cluster.js'
 import {forwardRequest} from './peer-http.js'
@@ -20,7 +19,7 @@ export function ownerForwarding(cluster: Cluster, uploads: UploadRepository): Mi
     const id = UPLOAD_PATH.exec(ctx.path)?.[1]
     // Creation (POST /files/) is local: the node that creates an upload owns it.
     if (!id || ctx.method === 'OPTIONS' || !cluster.enabled || cluster.isForwarded(ctx)) return next()
-    const row = await uploadBeforeLock(id, (i) => uploads.findById(i))
+    const row = await uploads.identity(id)
     // Someone else's upload is answered locally (404), exactly like a missing one.
     if (!row || row.nodeId === cluster.self.id || row.owner !== ctx.state.context.subject) return next()
     const owner = await cluster.registry.find(row.nodeId)

@@ -13,7 +13,7 @@ import type {Config} from '../config/index.js'
 import {AppError, NotFound} from '../errors.js'
 import {isFinal} from '../uploads/concat-role.js'
 import {createFinalUpload, handleFinalUpload, parseUploadConcat, type ConcatDeps} from './tus-concat.js'
-import {currentRequest, uploadBeforeLock} from '../request-context.js'
+import {currentRequest} from '../request-context.js'
 import type {UploadCompletion} from '../uploads/completion.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import type {UploadStore} from '../uploads/upload-store.js'
@@ -64,8 +64,8 @@ export function createTusServer({config, locker, store, uploads, completion}: Tu
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return
       const caller = currentRequest()?.subject ?? null
-      const row = await uploadBeforeLock(id, (i) => uploads.findById(i))
-      if (row && row.owner !== caller) throw new NotFound('The file for this url was not found')
+      const identity = await uploads.identity(id)
+      if (identity && identity.owner !== caller) throw new NotFound('The file for this url was not found')
     },
 
     async onUploadFinish(_req, upload) {
@@ -157,10 +157,11 @@ export function tusEndpoint(deps: TusEndpointDeps): Middleware<AppState> {
     }
 
     if (id && ctx.method !== 'POST') {
-      const row = await uploadBeforeLock(id, (i) => deps.uploads.findById(i))
-      if (row && row.owner === context.subject) {
-        if (isFinal(row)) return await handleFinalUpload(ctx, row, concat)
-        if (row.uploadConcat) context.uploadConcat = row.uploadConcat
+      const identity = await deps.uploads.identity(id)
+      if (identity && identity.owner === context.subject) {
+        const final = isFinal(identity) ? await deps.uploads.findById(id) : null
+        if (final) return await handleFinalUpload(ctx, final, concat)
+        if (identity.uploadConcat) context.uploadConcat = identity.uploadConcat
       }
     }
 

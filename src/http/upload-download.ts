@@ -13,7 +13,6 @@ import type {UploadRecord} from '../db/entities/upload.js'
 import {Conflict, Gone, NotFound} from '../errors.js'
 import type {UploadRepository} from '../uploads/upload-repository.js'
 import {isGone, UploadStatus} from '../uploads/upload-status.js'
-import {uploadBeforeLock} from '../request-context.js'
 import {answerWithRanges} from './byte-ranges.js'
 import type {AppState} from './request-context-middleware.js'
 import {UPLOAD_ID} from './routes/uploads.js'
@@ -52,7 +51,7 @@ function notDownloadable(row: UploadRecord): Error | undefined {
 }
 
 export async function serveUploadDownload(ctx: ParameterizedContext<AppState>, id: string, deps: DownloadDeps): Promise<void> {
-  const row = UPLOAD_ID.test(id) ? await uploadBeforeLock(id, (i) => deps.uploads.findById(i)) : null
+  const row = UPLOAD_ID.test(id) ? await deps.uploads.findById(id) : null
   if (!row || row.owner !== ctx.state.context.subject) throw new NotFound('The file for this url was not found')
   const refusal = notDownloadable(row)
   if (refusal) throw refusal

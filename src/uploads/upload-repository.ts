@@ -11,6 +11,7 @@ import {UploadEntity, type UploadRecord} from '../db/entities/upload.js'
 import type {UploadCompleted} from '../events/event-schemas.js'
 import {SCHEMA_VERSION} from '../events/event-schemas.js'
 import {inFlightRefusal, type InFlightQuota, type InFlightUsage} from './caller-limits.js'
+import {UploadIdentities, type UploadIdentity} from './upload-identities.js'
 import {uploadRecord, UploadRowReads, type RawUploadRow} from './upload-row-reads.js'
 import {UploadStatus} from './upload-status.js'
 
@@ -50,6 +51,7 @@ export interface UploadListQuery {
 
 export class UploadRepository {
   private readonly reads: UploadRowReads
+  private readonly identities = new UploadIdentities((id) => this.reads.load(id))
 
   constructor(
     private readonly db: DataSource,
@@ -69,6 +71,7 @@ export class UploadRepository {
     const now = new Date()
     const row: UploadRecord = {uploadConcat: null, concatParts: null, unverifiedFrom: null, caller: null, ...record, createdAt: now, updatedAt: now}
     await this.db.getRepository(UploadEntity).insert(row)
+    this.identities.remember(row)
     return row
   }
 
@@ -102,14 +105,22 @@ export class UploadRepository {
         row.concatParts ? JSON.stringify(row.concatParts) : null, now.toISOString(), quota.uploads, quota.bytes,
       ]
     )) as Array<{uploads: number; bytes: string; inserted: number}>
-    if (result!.inserted === 1) return {row}
+    if (result!.inserted === 1) return {row: (this.identities.remember(row), row)}
     return {refused: {uploads: Number(result!.uploads), bytes: Number(result!.bytes)}}
   }
 
   /** null for an id that no upload could have (no query: a NUL byte would make PostgreSQL fail). */
   async findById(id: string): Promise<UploadRecord | null> {
     if (!isUploadId(id)) return null
-    return this.reads.load(id)
+    const row = await this.reads.load(id)
+    if (row) this.identities.remember(row)
+    return row
+  }
+
+  /** Who owns the upload, which node holds it, its concatenation role (UploadIdentities: usually no query). */
+  async identity(id: string): Promise<UploadIdentity | null> {
+    if (!isUploadId(id)) return null
+    return this.identities.of(id)
   }
 
   /** False when the upload is no longer receiving (completed, expired, terminated): nothing changed. */
