@@ -312,6 +312,7 @@ for (const kind of DATABASE_KINDS) {
         const patch = await request('PATCH', url, {headers: {...PATCH_HEADERS, 'Upload-Offset': '3'}, body: 'def'})
         assert.ok(patch.status === 404 || patch.status === 410)
         assert.equal((await node.uploads.findById(idOf(url)))?.status, 'terminated')
+        assert.equal((await request('DELETE', url, {headers: TUS})).status, 410, 'a DELETE again finds it gone')
       })
 
       it('DELETE of an unknown upload answers 404', async () => {

@@ -87,10 +87,14 @@ export class UploadCatalog implements Configstore {
     if (upload.size !== undefined && existing.size === null) await this.uploads.declareSize(id, upload.size)
   }
 
-  /** Termination keeps the row (status terminated) so the id answers 410, not 404, afterwards. */
+  /**
+   * Termination keeps the row (status terminated) so the id answers 410, not 404, afterwards;
+   * a DELETE of an upload already gone (terminated, expired) finds it gone, as any request does.
+   */
   async delete(id: string): Promise<void> {
     const row = await this.uploads.findById(id)
     if (!row) throw new NotFound(`upload ${id} not found`)
+    if (isGone(row.status)) throw new Gone(`upload ${id} is gone (${row.status})`)
     await this.uploads.markGone(id, UploadStatus.Terminated)
   }
 }
