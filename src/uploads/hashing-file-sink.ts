@@ -12,8 +12,8 @@ import {Writable} from 'node:stream'
 
 export interface ChunkObserver {
   update(chunk: Uint8Array): void
-  /** A promise while the observer is backed up (a hashing thread behind): the sink waits for it before taking more. */
-  drained?(): Promise<void> | undefined
+  /** Asked before `update` with the bytes to come: a promise while the observer is backed up (a hashing thread behind); the sink waits for it, holding them. */
+  admit?(bytes: number): Promise<void> | undefined
 }
 
 /** Called once the sink has waited `ms` for its next bytes (0: never). */
@@ -41,7 +41,9 @@ export class HashingFileSink extends Writable {
     private readonly observers: ChunkObserver[],
     private readonly silence?: SilenceWatch
   ) {
-    super({highWaterMark: 4 << 20})
+    // Small: while a hashing thread is backed up the sink holds what it buffered, per upload,
+    // and a thousand uploads at once hold a thousand of these (4 MiB: peak RSS ~950 MB, not ~550).
+    super({highWaterMark: 256 << 10})
     this.position = offset
   }
 
@@ -84,7 +86,8 @@ export class HashingFileSink extends Writable {
   /**
    * Once the bytes are on disk they go to the observers (the hashers only hand them to their
    * thread), and the stream is told, so it hands the next chunks to the thread pool while they
-   * are hashed; unless an observer is backed up, then the stream waits for it.
+   * are hashed. An observer that is backed up is waited for first: the stream takes nothing more
+   * until it has room, and the bytes wait here, not in a copy.
    */
   private writeThenHash(buffers: Buffer[], callback: (error?: Error | null) => void): void {
     this.writing = true
@@ -93,19 +96,22 @@ export class HashingFileSink extends Writable {
         this.writing = false
         this.silenceTimer?.refresh()
         this.releaseWhenIdle()
-        for (const buffer of written) this.observe(buffer)
-        const backlog = this.backlog()
-        if (backlog) backlog.then(() => callback(), callback)
-        else callback()
+        const observeAll = () => {
+          for (const buffer of written) this.observe(buffer)
+          callback()
+        }
+        const turn = this.admission(written.reduce((sum, b) => sum + b.byteLength, 0))
+        if (turn) turn.then(observeAll, callback)
+        else observeAll()
       },
       (error: Error) => callback(error)
     )
   }
 
-  private backlog(): Promise<unknown> | undefined {
+  private admission(bytes: number): Promise<unknown> | undefined {
     let waits: Array<Promise<void>> | undefined
     for (const observer of this.observers) {
-      const wait = observer.drained?.()
+      const wait = observer.admit?.(bytes)
       if (wait) (waits ??= []).push(wait)
     }
     return waits && Promise.all(waits)
