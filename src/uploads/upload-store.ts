@@ -50,8 +50,8 @@ export interface UploadStoreOptions {
 export class UploadStore extends FileStore {
   private readonly hashers = new LiveHashers()
   private readonly catalog: UploadCatalog
-  /** Uploads a request of this process is writing right now. */
-  private readonly receiving = new Set<string>()
+  /** Uploads a request of this process is writing right now: its body, and the write's end. */
+  private readonly receiving = new Map<string, {source: Readable; done: Promise<unknown>}>()
   /** Every streaming request's checkpoints, recorded together (one statement per tick). */
   private readonly checkpoints: CheckpointBatcher
   readonly finalSizeLimit: FinalSizeLimit
@@ -126,6 +126,11 @@ export class UploadStore extends FileStore {
     // (checkpoints lag), and unverified bytes are still being checked. Repair only the rest.
     // A HEAD that found the lock held (a writer in flight) repairs nothing either.
     const context = currentRequest()
+    // A writer whose body is over (its client went away, or sent it all) is only storing what
+    // arrived and recording it: a HEAD waits for that, so the offset it answers is the one the
+    // client's resume must send (not a moment of the write, which the resume would find 409).
+    const writer = context?.readsUnlocked ? this.receiving.get(id) : undefined
+    if (writer && (writer.source.destroyed || writer.source.readableEnded)) await writer.done.catch(() => {})
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
     const repaired = repair && row ? await this.repairInterruptedWrite(row) : false
@@ -203,9 +208,10 @@ export class UploadStore extends FileStore {
     const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const guard = row.uploadConcat === PARTIAL ? await this.finalSizeLimit.guard(id, offset) : undefined
-    this.receiving.add(id)
+    const received = this.receive(readable, row, offset, {guard, observers})
+    this.receiving.set(id, {source: readable, done: received})
     try {
-      return await this.receive(readable, row, offset, {guard, observers})
+      return await received
     } catch (error) {
       return await this.refusedMeanwhile(id, error)
     } finally {
