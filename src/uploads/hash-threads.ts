@@ -98,9 +98,14 @@ export class HashThread {
     this.worker.unref()
   }
 
+  private busy = false
+
   /** Refs the thread while it has bytes to hash or digests to give. */
   private noteWork(): void {
-    if (this.alive && (this.unhashed > 0 || this.digestsAsked.size > 0)) this.worker.ref()
+    const busy = this.alive && (this.unhashed > 0 || this.digestsAsked.size > 0)
+    if (busy === this.busy) return
+    this.busy = busy
+    if (busy) this.worker.ref()
     else this.worker.unref()
   }
 
@@ -274,4 +279,5 @@ class HashThreadPool {
   }
 }
 
+export type {HashThreadPool}
 export const hashThreads = new HashThreadPool(Math.max(1, Math.min(4, availableParallelism() - 1)))
