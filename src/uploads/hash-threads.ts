@@ -6,13 +6,11 @@
  *
  * A state lives on one thread, named by a number; messages to a thread are handled in the order
  * sent, so a copy or a digest asked for after some bytes describes exactly those bytes. The
- * bytes are copied once, batched per tick, into buffers (64 KiB to 1 MiB) that the thread
- * sends back to be filled again: allocating one per message left spent buffers waiting for the
- * thread's garbage collector (peak RSS 238 MB, not 158, through a 1 GiB upload). Writers ask to hand bytes
- * over before they copy them (`admit`): past HIGH_WATER bytes in hand and not hashed, they
- * wait, first come first served, holding their request's bytes rather than a copy and no
- * longer reading from their sockets; so neither a fast client nor a thousand uploads at once
- * queue more than that in memory.
+ * bytes are copied once, batched per tick, into 1 MiB buffers that the thread sends back to be
+ * filled again: allocating one per message left spent buffers waiting for the thread's garbage
+ * collector (peak RSS 238 MB, not 158, through a 1 GiB upload). Each thread counts the bytes
+ * it has not hashed yet: past HIGH_WATER, `drained()` makes writers wait, so a fast client
+ * cannot queue a file in memory.
  * A thread that dies takes its states with it: their hashers report `lost`, and the upload path
  * rebuilds them from the file, as after a restart.
  */
@@ -57,13 +55,12 @@ parentPort.on('message', (m) => {
 })
 `
 
-/** Bytes handed (or admitted) to a thread and not hashed yet, past which writers wait. */
+/** Bytes handed to a thread and not hashed yet past which writers wait, and below which they go on. */
 const HIGH_WATER = 8 << 20
-/** The buffers bytes travel in, going back and forth between the threads: sizes 64 KiB to 1 MiB, doubling. */
-const MIN_BUFFER_SIZE = 64 << 10
-const MAX_BUFFER_SIZE = 1 << 20
-/** Free buffers kept for reuse, per thread, at most. */
-const MAX_POOLED_BYTES = 16 << 20
+const LOW_WATER = 4 << 20
+/** The buffers bytes travel in, going back and forth between the threads. */
+const BUFFER_SIZE = 1 << 20
+const MAX_FREE_BUFFERS = 16
 
 export class HashThreadLost extends Error {
   constructor() {
@@ -78,14 +75,11 @@ export class HashThread {
   private nextState = 1
   private nextRequest = 1
   private unhashed = 0
-  private readonly freeBuffers = new Map<number, ArrayBuffer[]>()
-  private pooledBytes = 0
+  private readonly freeBuffers: ArrayBuffer[] = []
   /** The most bytes ever handed to this thread and not hashed yet: what its backpressure bounds. */
   peakUnhashed = 0
   private readonly digestsAsked = new Map<number, {resolve: (d: HashDigests) => void; reject: (e: Error) => void}>()
-  /** Bytes admitted and not handed over yet (they are, within the tick). */
-  private admitted = 0
-  private readonly admissions: Array<{bytes: number; resolve: () => void}> = []
+  private drainWaiters: Array<() => void> = []
   alive = true
 
   constructor() {
@@ -117,8 +111,8 @@ export class HashThread {
 
   /** Hands `chunks` (in order) to the thread, copied into its buffers (the request's may share memory with other data). */
   update(state: number, chunks: readonly Uint8Array[], length: number): void {
-    let left = length
-    let buffer = this.takeBuffer(left)
+    // A few bytes (a slow upload's tick) get a buffer of their size; more go in pooled buffers.
+    let buffer = length < BUFFER_SIZE / 4 ? new ArrayBuffer(length) : this.takeBuffer()
     let filled = 0
     for (const chunk of chunks) {
       for (let at = 0; at < chunk.byteLength; ) {
@@ -126,43 +120,30 @@ export class HashThread {
         new Uint8Array(buffer, filled, n).set(chunk.subarray(at, at + n))
         filled += n
         at += n
-        left -= n
-        if (filled === buffer.byteLength || left === 0) {
+        if (filled === buffer.byteLength) {
           this.send(state, buffer, filled)
+          buffer = this.takeBuffer()
           filled = 0
-          if (left > 0) buffer = this.takeBuffer(left)
         }
       }
     }
+    if (filled > 0) this.send(state, buffer, filled)
+    else this.returnBuffer(buffer)
     this.noteWork()
   }
 
   private send(state: number, buffer: ArrayBuffer, length: number): void {
-    this.admitted = Math.max(0, this.admitted - length)
     this.unhashed += length
-    this.peakUnhashed = Math.max(this.peakUnhashed, this.unhashed + this.admitted)
+    this.peakUnhashed = Math.max(this.peakUnhashed, this.unhashed)
     this.post({op: 'update', state, buffer, length}, [buffer])
   }
 
-  /** A buffer for `bytes` (at most 1 MiB of them): the smallest size class that holds them, from the pool when one is free. */
-  private takeBuffer(bytes: number): ArrayBuffer {
-    let size = MIN_BUFFER_SIZE
-    while (size < bytes && size < MAX_BUFFER_SIZE) size *= 2
-    const free = this.freeBuffers.get(size)
-    const buffer = free?.pop()
-    if (buffer) {
-      this.pooledBytes -= size
-      return buffer
-    }
-    return new ArrayBuffer(size)
+  private takeBuffer(): ArrayBuffer {
+    return this.freeBuffers.pop() ?? new ArrayBuffer(BUFFER_SIZE)
   }
 
   private returnBuffer(buffer: ArrayBuffer): void {
-    if (this.pooledBytes + buffer.byteLength > MAX_POOLED_BYTES) return
-    const free = this.freeBuffers.get(buffer.byteLength) ?? []
-    free.push(buffer)
-    this.freeBuffers.set(buffer.byteLength, free)
-    this.pooledBytes += buffer.byteLength
+    if (buffer.byteLength === BUFFER_SIZE && this.freeBuffers.length < MAX_FREE_BUFFERS) this.freeBuffers.push(buffer)
   }
 
   copy(state: number): number {
@@ -185,30 +166,10 @@ export class HashThread {
     this.post({op: 'close', state})
   }
 
-  /**
-   * Asks to hand `bytes` over: undefined when they may go now, else a promise resolved when
-   * their turn comes (first come, first served). A thread with nothing in hand takes any amount.
-   */
-  admit(bytes: number): Promise<void> | undefined {
-    if (!this.alive) return undefined
-    if (this.admissions.length === 0 && this.hasRoomFor(bytes)) {
-      this.admitted += bytes
-      return undefined
-    }
-    return new Promise((resolve) => this.admissions.push({bytes, resolve}))
-  }
-
-  private hasRoomFor(bytes: number): boolean {
-    const inHand = this.unhashed + this.admitted
-    return inHand === 0 || inHand + bytes <= HIGH_WATER
-  }
-
-  private admitWaiting(): void {
-    while (this.admissions.length > 0 && (!this.alive || this.hasRoomFor(this.admissions[0]!.bytes))) {
-      const next = this.admissions.shift()!
-      this.admitted += next.bytes
-      next.resolve()
-    }
+  /** Resolves once the thread is below its low water mark; undefined when it is not backed up. */
+  drained(): Promise<void> | undefined {
+    if (this.unhashed <= HIGH_WATER || !this.alive) return undefined
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
   }
 
   /** Ends the thread (tests; a process that exits ends its threads anyway). */
@@ -224,7 +185,7 @@ export class HashThread {
     if (message.op === 'hashed') {
       this.returnBuffer(message.buffer)
       this.unhashed -= message.bytes
-      this.admitWaiting()
+      if (this.unhashed <= LOW_WATER) this.releaseWriters()
       this.noteWork()
       return
     }
@@ -240,9 +201,14 @@ export class HashThread {
     this.alive = false
     for (const asked of this.digestsAsked.values()) asked.reject(new HashThreadLost())
     this.digestsAsked.clear()
-    this.admitWaiting()
+    this.releaseWriters()
   }
 
+  private releaseWriters(): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const resolve of waiters) resolve()
+  }
 }
 
 /**

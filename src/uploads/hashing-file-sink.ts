@@ -12,8 +12,8 @@ import {Writable} from 'node:stream'
 
 export interface ChunkObserver {
   update(chunk: Uint8Array): void
-  /** Asked before `update` with the bytes to come: a promise while the observer is backed up (a hashing thread behind); the sink waits for it, holding them. */
-  admit?(bytes: number): Promise<void> | undefined
+  /** A promise while the observer is backed up (a hashing thread behind): the sink waits for it before taking more. */
+  drained?(): Promise<void> | undefined
 }
 
 /** Called once the sink has waited `ms` for its next bytes (0: never). */
@@ -41,9 +41,7 @@ export class HashingFileSink extends Writable {
     private readonly observers: ChunkObserver[],
     private readonly silence?: SilenceWatch
   ) {
-    // Small: while a hashing thread is backed up the sink holds what it buffered, per upload,
-    // and a thousand uploads at once hold a thousand of these (4 MiB: peak RSS ~950 MB, not ~550).
-    super({highWaterMark: 256 << 10})
+    super({highWaterMark: 4 << 20})
     this.position = offset
   }
 
@@ -86,8 +84,7 @@ export class HashingFileSink extends Writable {
   /**
    * Once the bytes are on disk they go to the observers (the hashers only hand them to their
    * thread), and the stream is told, so it hands the next chunks to the thread pool while they
-   * are hashed. An observer that is backed up is waited for first: the stream takes nothing more
-   * until it has room, and the bytes wait here, not in a copy.
+   * are hashed; unless an observer is backed up, then the stream waits for it.
    */
   private writeThenHash(buffers: Buffer[], callback: (error?: Error | null) => void): void {
     this.writing = true
@@ -96,22 +93,19 @@ export class HashingFileSink extends Writable {
         this.writing = false
         this.silenceTimer?.refresh()
         this.releaseWhenIdle()
-        const observeAll = () => {
-          for (const buffer of written) this.observe(buffer)
-          callback()
-        }
-        const turn = this.admission(written.reduce((sum, b) => sum + b.byteLength, 0))
-        if (turn) turn.then(observeAll, callback)
-        else observeAll()
+        for (const buffer of written) this.observe(buffer)
+        const backlog = this.backlog()
+        if (backlog) backlog.then(() => callback(), callback)
+        else callback()
       },
       (error: Error) => callback(error)
     )
   }
 
-  private admission(bytes: number): Promise<unknown> | undefined {
+  private backlog(): Promise<unknown> | undefined {
     let waits: Array<Promise<void>> | undefined
     for (const observer of this.observers) {
-      const wait = observer.admit?.(bytes)
+      const wait = observer.drained?.()
       if (wait) (waits ??= []).push(wait)
     }
     return waits && Promise.all(waits)

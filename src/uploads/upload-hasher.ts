@@ -52,9 +52,9 @@ export class UploadHasher {
     this.bytes += chunk.byteLength
   }
 
-  /** Undefined when `bytes` more may be handed in now, else a promise of their turn (the thread is backed up). */
-  admit(bytes: number): Promise<void> | undefined {
-    return this.thread.admit(bytes)
+  /** Undefined, or a promise to wait for before handing more bytes: the thread is backed up. */
+  drained(): Promise<void> | undefined {
+    return this.thread.drained()
   }
 
   /** An independent copy: to roll back to, or to finish without ending this one. */
@@ -74,9 +74,9 @@ export class UploadHasher {
     if (toOffset <= this.bytes) return
     const stream = createReadStream(filePath, {start: this.bytes, end: toOffset - 1, highWaterMark: 1 << 20})
     for await (const chunk of stream) {
-      await this.admit((chunk as Buffer).byteLength)
       this.update(chunk as Buffer)
       this.flush()
+      await this.drained()
     }
     if (this.bytes !== toOffset) {
       throw new Error(`upload file is shorter (${this.bytes} bytes) than its recorded offset (${toOffset})`)
