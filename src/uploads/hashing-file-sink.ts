@@ -12,8 +12,6 @@ import {Writable} from 'node:stream'
 
 export interface ChunkObserver {
   update(chunk: Uint8Array): void
-  /** A promise while the observer is backed up (a hashing thread behind): the sink waits for it before taking more. */
-  drained?(): Promise<void> | undefined
 }
 
 /** Called once the sink has waited `ms` for its next bytes (0: never). */
@@ -82,9 +80,9 @@ export class HashingFileSink extends Writable {
   }
 
   /**
-   * Once the bytes are on disk they go to the observers (the hashers only hand them to their
-   * thread), and the stream is told, so it hands the next chunks to the thread pool while they
-   * are hashed; unless an observer is backed up, then the stream waits for it.
+   * Once the bytes are on disk, the stream is told first, so it hands the next chunks to the
+   * thread pool at once, and the written ones are hashed right after, in the same tick: the
+   * next write and this hash overlap, and nothing can observe the hashers in between.
    */
   private writeThenHash(buffers: Buffer[], callback: (error?: Error | null) => void): void {
     this.writing = true
@@ -93,22 +91,11 @@ export class HashingFileSink extends Writable {
         this.writing = false
         this.silenceTimer?.refresh()
         this.releaseWhenIdle()
+        callback()
         for (const buffer of written) this.observe(buffer)
-        const backlog = this.backlog()
-        if (backlog) backlog.then(() => callback(), callback)
-        else callback()
       },
       (error: Error) => callback(error)
     )
-  }
-
-  private backlog(): Promise<unknown> | undefined {
-    let waits: Array<Promise<void>> | undefined
-    for (const observer of this.observers) {
-      const wait = observer.drained?.()
-      if (wait) (waits ??= []).push(wait)
-    }
-    return waits && Promise.all(waits)
   }
 
   /** Writes every buffer at the current position (a short write continues); what was written, in order. */
