@@ -133,7 +133,8 @@ export class UploadStore extends FileStore {
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
     const repaired = repair && row ? await this.repairInterruptedWrite(row) : false
-    const upload = await this.fromRow(row)
+    // A refusal between the read and the stat took the file: answer its reason, as the next request would.
+    const upload = await this.fromRow(row).catch((error: unknown) => this.refusedMeanwhile(id, error))
     // Bytes a checksummed append has not verified yet are not the upload's (yet).
     if (!repair && row?.unverifiedFrom != null && upload.offset > row.unverifiedFrom) upload.offset = row.unverifiedFrom
     if (context) {
