@@ -40,6 +40,14 @@ describe('database round trips per tus request (postgres)', () => {
   })
   after(() => node?.stop())
 
+  /** A new upload of `length` bytes, and a PATCH of 1000 of them at an offset. */
+  const uploadOf = async (length: number) => {
+    const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': length}})
+    const url = new URL(String(res.headers.location), node.url).toString()
+    const patch = (offset: number) => request('PATCH', url, {headers: {...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset}, body: randomBytes(1000)})
+    return {url, patch}
+  }
+
   it('creates an upload with one INSERT and nothing else', async () => {
     const {res, sql} = await counted(() => request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 10}}))
     assert.equal(res.status, 201)
@@ -60,10 +68,9 @@ describe('database round trips per tus request (postgres)', () => {
     assert.equal(res.headers['upload-offset'], '1000')
     assert.deepEqual(sql.map((q) => q.split(' ')[0]), ['INSERT', 'UPDATE'], sql.join('\n'))
   })
+
   it('completes an upload in one transaction (the row with its digests, the outbox event), reading nothing again', async () => {
-    const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 2000}})
-    const url = new URL(String(res.headers.location), node.url).toString()
-    const patch = (offset: number) => request('PATCH', url, {headers: {...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset}, body: randomBytes(1000)})
+    const {url, patch} = await uploadOf(2000)
     assert.equal((await patch(0)).status, 204)
     const {res: last, sql} = await counted(() => patch(1000))
     assert.equal(last.status, 204, last.body)
@@ -78,9 +85,7 @@ describe('database round trips per tus request (postgres)', () => {
   })
 
   it('answers a PATCH in the middle of an upload with one read of the row and one UPDATE, and a HEAD with one read', async () => {
-    const res = await request('POST', `${node.url}/files/`, {headers: {...TUS, 'Upload-Length': 3000}})
-    const url = new URL(String(res.headers.location), node.url).toString()
-    const patch = (offset: number) => request('PATCH', url, {headers: {...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset}, body: randomBytes(1000)})
+    const {url, patch} = await uploadOf(3000)
     assert.equal((await patch(0)).status, 204)
     const {res: middle, sql} = await counted(() => patch(1000))
     assert.equal(middle.status, 204, middle.body)
