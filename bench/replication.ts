@@ -40,7 +40,7 @@ import type {WorkerAnswer, WorkerSettings} from './tools/replication-worker.js'
 
 const SUITE = 'replication'
 const PEERS = [1, 2] as const
-const reproduce = `npm run build && ${envPrefix(['BENCH_TESTBED', 'BENCH_LINK_RATE', 'BENCH_REPLICATION_SIZE', 'BENCH_HLS_RENDITIONS', 'BENCH_HLS_SEGMENTS', 'BENCH_HLS_SEGMENT_SIZE', 'BENCH_RUNS'])}npm run bench -- ${SUITE}`
+const reproduce = `npm run build && ${envPrefix(['BENCH_TESTBED', 'BENCH_LINK_RATE', 'BENCH_REPLICATION_SIZE', 'BENCH_HLS_RENDITIONS', 'BENCH_HLS_SEGMENTS', 'BENCH_HLS_SEGMENT_SIZE', 'BENCH_REPLICATION_CHAIN', 'BENCH_RUNS'])}npm run bench -- ${SUITE}`
 
 interface ArtifactFile {
   path: string
@@ -141,7 +141,8 @@ async function startWorker(cluster: BenchCluster, testbed: Testbed | undefined) 
     databaseSchema: cluster.schema,
     clusterSecret: CLUSTER_SECRET,
   } satisfies WorkerSettings)
-  const argv = ['--import', 'tsx', path.join(BENCH_DIR, 'tools', 'replication-worker.ts'), settingsJson]
+  const profile = settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : []
+  const argv = [...profile, '--import', 'tsx', path.join(BENCH_DIR, 'tools', 'replication-worker.ts'), settingsJson]
   const [command, args] = testbed ? testbed.hosts[0]!.exec(process.execPath, argv) : [process.execPath, argv]
   const child = spawn(command, args, {cwd: path.dirname(BENCH_DIR), stdio: ['ignore', 'inherit', 'inherit', 'ipc']})
   await new Promise<void>((resolve, reject) => {

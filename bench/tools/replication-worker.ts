@@ -21,7 +21,7 @@ export interface WorkerSettings {
 export type WorkerAnswer = {uploadId: string; seconds: number; sent: number; failed: unknown[]} | {uploadId: string; error: string}
 
 const options = JSON.parse(process.argv[2] ?? '{}') as WorkerSettings
-const config = loadConfig({}, {nodeId: 'node1', nodeTtl: '60s', replicationReconcileInterval: 0, logLevel: 'warn', ...options})
+const config = loadConfig({REPLICATION_CHAIN: process.env.BENCH_REPLICATION_CHAIN}, {nodeId: 'node1', nodeTtl: '60s', replicationReconcileInterval: 0, logLevel: 'warn', ...options})
 const db = await openDatabase(config)
 const {replicator} = createCluster(config, db, createLogger({level: 'warn', pretty: false}), {id: 'node1', url: options.nodeUrl})
 

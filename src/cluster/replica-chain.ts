@@ -58,24 +58,47 @@ export class SourceEndedShort extends Error {
   override name = 'SourceEndedShort'
 }
 
+/** Bytes a GrowingFile keeps in memory after they land, for followers that keep pace. */
+const RECENT_BYTES = 8 << 20
+
 /**
  * A partial file being written, which followers read as it grows: they wait for the writer's
- * word (`grew`, after each write lands; `end`), never poll.
+ * word (`grew`, after each write lands; `end`), never poll. The last RECENT_BYTES that landed
+ * are kept as the writer handed them (`kept`), so a follower that keeps pace sends them from
+ * memory (on loopback, re-reading each MiB from the page cache and allocating a buffer for it
+ * cost the middle peer more CPU than receiving it); one that falls behind reads the file.
  */
 export class GrowingFile {
   private ended = false
   private waiters: Array<() => void> = []
+  /** The last bytes that landed, in order, from file offset `recentStart` on. */
+  private recent: Buffer[] = []
+  private recentStart: number
+  private recentBytes = 0
 
   private constructor(
     private readonly handle: FileHandle,
     /** Bytes of the file already on disk (the writer's start plus what it has written). */
     private readonly onDisk: () => number,
     readonly size: number
-  ) {}
+  ) {
+    this.recentStart = onDisk()
+  }
 
   /** Opens the partial for reading; the writer must have opened (or created) it already. */
   static async open(file: string, onDisk: () => number, size: number): Promise<GrowingFile> {
     return new GrowingFile(await open(file, 'r'), onDisk, size)
+  }
+
+  /** A chunk that just landed at the end of the file (in order, before `grew`); never changed afterwards. */
+  kept(chunk: Buffer): void {
+    this.recent.push(chunk)
+    this.recentBytes += chunk.length
+    while (this.recentBytes - this.recent[0]!.length >= RECENT_BYTES) {
+      const dropped = this.recent.shift()!
+      this.recentStart += dropped.length
+      this.recentBytes -= dropped.length
+    }
   }
 
   /** A write landed: followers waiting for bytes look again. */
@@ -98,17 +121,34 @@ export class GrowingFile {
       signal.throwIfAborted()
       const available = this.onDisk()
       if (position < available) {
-        const buffer = Buffer.allocUnsafe(Math.min(available - position, 1 << 20))
-        const {bytesRead} = await this.handle.read(buffer, 0, buffer.length, position)
-        if (bytesRead === 0) throw new Error('the partial file is shorter than its writer said')
-        position += bytesRead
-        yield buffer.subarray(0, bytesRead)
+        const chunk = this.fromMemory(position, available) ?? (await this.fromFile(position, available))
+        position += chunk.length
+        yield chunk
       } else if (this.ended) {
         throw new SourceEndedShort(`the copy arriving here ended at ${position} of ${this.size} bytes`)
       } else {
         await this.nextWrite(signal)
       }
     }
+  }
+
+  /** The kept bytes from `position` to the end of the chunk holding it (not past `available`), if still kept. */
+  private fromMemory(position: number, available: number): Buffer | undefined {
+    if (position < this.recentStart) return undefined
+    let start = this.recentStart
+    for (const chunk of this.recent) {
+      const end = start + chunk.length
+      if (position < end) return end > available ? undefined : chunk.subarray(position - start)
+      start = end
+    }
+    return undefined
+  }
+
+  private async fromFile(position: number, available: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(Math.min(available - position, 1 << 20))
+    const {bytesRead} = await this.handle.read(buffer, 0, buffer.length, position)
+    if (bytesRead === 0) throw new Error('the partial file is shorter than its writer said')
+    return buffer.subarray(0, bytesRead)
   }
 
   private nextWrite(signal: AbortSignal): Promise<void> {

@@ -130,6 +130,11 @@ export class ReplicaReceiver {
   private async forwardWhileWriting(artifact: ArtifactRecord, chain: string[], file: PartialFileWriter, partial: string, have: number) {
     await once(file, 'ready')
     const growing = await GrowingFile.open(partial, () => have + file.bytesWritten, artifact.size)
+    const check = file.landed
+    file.landed = (chunk) => {
+      check(chunk)
+      growing.kept(chunk)
+    }
     file.on('written', () => growing.grew())
     const abort = new AbortController()
     const links = this.forwarder!.forward(artifact, chain, growing, abort.signal)
