@@ -4,7 +4,8 @@
  * trickles at ~1 KiB/s for BENCH_SLOW_SECONDS (default 60) over its own connection. Meanwhile a
  * prober sends a HEAD every 20 ms on a connection of its own. Ours against plain @tus/server:
  * uploads dropped or refused (must be 0), the server's peak RSS (ours must stay under 1 GiB),
- * and the HEAD's p99 latency (ours under 50 ms).
+ * the HEAD's p99 latency while they trickle (ours under 50 ms) and, apart, while they all
+ * complete at once (the crowd started within a second, so it ends within one).
  *
  * Every connection is a raw socket (a node:http client costs more memory per request than the
  * servers measured); the client and the server each get their descriptor limit raised (root).
@@ -36,6 +37,8 @@ interface SlowRun {
   headP99: number
   headP50: number
   probes: number
+  /** HEAD p99 while every upload completes (their last bytes arrive within about a second). */
+  burstHeadP99: number
 }
 
 /** Raises this process's (or another's) open-file limit; root may raise the hard limit too. */
@@ -155,8 +158,11 @@ async function slowRun(server: BenchServer, count: number, seconds: number): Pro
     for (let i = step % slices; i < patches.length; i += slices) patches[i]!.tick(piece)
     await new Promise((resolve) => setTimeout(resolve, TICK_MS / slices))
   }
-  const outcomes = await Promise.all(patches.map((p) => p.done))
+  // The trickle is over; every upload now completes within about a second: measured apart.
   const latencies = await prober.stop()
+  const burstProber = probeHeads(probeTarget)
+  const outcomes = await Promise.all(patches.map((p) => p.done))
+  const burstLatencies = await burstProber.stop()
   const peakRssMiB = server.rss.read() / MiB
   await server.clearStorage()
   const failures = outcomes.flatMap((o) => ('error' in o ? [o.error] : o.status !== 204 || o.offset !== length ? [`HTTP ${o.status}, Upload-Offset ${o.offset}`] : []))
@@ -168,6 +174,7 @@ async function slowRun(server: BenchServer, count: number, seconds: number): Pro
     headP99: latencies.length ? percentile(latencies, 99) : Number.NaN,
     headP50: latencies.length ? percentile(latencies, 50) : Number.NaN,
     probes: latencies.length,
+    burstHeadP99: burstLatencies.length ? percentile(burstLatencies, 99) : Number.NaN,
   }
 }
 
@@ -187,7 +194,7 @@ await runSuite(SUITE, async () => {
       for (const server of servers) {
         const run = await slowRun(server, count, seconds)
         runs.set(server.kind, run)
-        progress(SUITE, `${server.label}: ${run.completed} completed, ${run.failed} failed, peak RSS ${run.peakRssMiB.toFixed(0)} MiB, HEAD p50 ${run.headP50.toFixed(1)} ms, p99 ${run.headP99.toFixed(1)} ms over ${run.probes} probes`)
+        progress(SUITE, `${server.label}: ${run.completed} completed, ${run.failed} failed, peak RSS ${run.peakRssMiB.toFixed(0)} MiB, HEAD p50 ${run.headP50.toFixed(1)} ms, p99 ${run.headP99.toFixed(1)} ms over ${run.probes} probes (p99 ${run.burstHeadP99.toFixed(1)} ms as they complete)`)
         if (run.firstFailure) notes.push(`${server.label}: ${run.failed} of ${count} uploads failed, first: ${run.firstFailure}`)
       }
       const ours = runs.get('ours')!
@@ -199,6 +206,7 @@ await runSuite(SUITE, async () => {
         compare({...base, name: `${label}: uploads dropped or refused`, unit: 'uploads', better: 'lower', goal: {oursAtMost: 0, text: 'none'}}, one(ours.failed), one(plain.failed)),
         compare({...base, name: `${label}: server peak RSS`, unit: 'MiB', better: 'lower', goal: {oursAtMost: 1024, text: '< 1 GiB'}}, one(ours.peakRssMiB), one(plain.peakRssMiB)),
         compare({...base, name: `${label}: HEAD p99 meanwhile`, unit: 'ms', better: 'lower', goal: {oursAtMost: 50, text: '< 50 ms'}}, one(ours.headP99), one(plain.headP99)),
+        compare({...base, name: `${label}: HEAD p99 while all of them complete at once`, unit: 'ms', better: 'lower'}, one(ours.burstHeadP99), one(plain.burstHeadP99)),
       ]
       return {settings: {uploads: count, seconds, rate: '1 KiB/s'}, records, notes}
     } finally {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {after, before, describe, it} from 'node:test'
 import type {Logger as TypeOrmLogger} from 'typeorm'
+import {uploadCompletedSchema} from '../src/events/event-schemas.js'
 import {currentRequest} from '../src/request-context.js'
 import {request, TUS, type RawResponse} from './support/http.js'
 import {startTestNode, type TestNode} from './support/node.js'
@@ -69,19 +70,25 @@ describe('database round trips per tus request (postgres)', () => {
     assert.deepEqual(sql.map((q) => q.split(' ')[0]), ['INSERT', 'UPDATE'], sql.join('\n'))
   })
 
-  it('completes an upload in one transaction (the row with its digests, the outbox event), reading nothing again', async () => {
+  it('completes an upload in one statement (the row with its digests and its outbox event), reading nothing again', async () => {
     const {url, patch} = await uploadOf(2000)
     assert.equal((await patch(0)).status, 204)
     const {res: last, sql} = await counted(() => patch(1000))
     assert.equal(last.status, 204, last.body)
     const verbs = sql.map((q) => q.trim().split(/\s+/)[0])
-    // The offset recorded, then the completion: one transaction, with no SELECT in or after it.
+    // The offset recorded, then the completion: one statement, with no SELECT before or after it.
     const progress = verbs.indexOf('UPDATE')
-    assert.deepEqual(verbs.slice(progress), ['UPDATE', 'START', 'UPDATE', 'INSERT', 'COMMIT'], sql.join('\n'))
-    assert.match(sql.at(-2)!, /INSERT INTO outbox/)
-    const status = (await (await fetch(`${node.url}/api/uploads/${url.split('/').pop()}`)).json()) as Record<string, unknown>
+    assert.deepEqual(verbs.slice(progress), ['UPDATE', 'WITH'], sql.join('\n'))
+    assert.match(sql.at(-1)!, /INSERT INTO outbox/)
+    const id = url.split('/').pop()!
+    const status = (await (await fetch(`${node.url}/api/uploads/${id}`)).json()) as Record<string, unknown>
     assert.equal(status.status, 'completed')
     assert.match(String(status.sha256), /^[0-9a-f]{64}$/)
+    // The event the statement wrote is the one consumers are promised (the schema they parse).
+    const [event] = (await node.db.query(`SELECT topic, payload FROM outbox WHERE upload_id = $1`, [id])) as Array<{topic: string; payload: unknown}>
+    assert.equal(event?.topic, 'upload.completed')
+    const payload = uploadCompletedSchema.parse(event!.payload)
+    assert.deepEqual({uploadId: payload.uploadId, size: payload.size, sha256: payload.sha256, owner: payload.owner}, {uploadId: id, size: 2000, sha256: status.sha256, owner: null})
   })
 
   it('answers a PATCH in the middle of an upload with one read of the row and one UPDATE, and a HEAD with one read', async () => {

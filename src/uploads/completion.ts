@@ -1,6 +1,6 @@
 /**
  * Completion: when the last byte of an upload is stored, its row becomes `completed` and its
- * upload.completed event is written to the outbox, in one transaction. The client's final
+ * upload.completed event is written to the outbox, atomically (one statement). The client's final
  * request is answered right after that commit; everything slow happens later, off the outbox.
  */
 import type {Logger} from 'pino'
@@ -30,7 +30,7 @@ export class UploadCompletion {
    * Idempotent: returns the event if this call completed the upload, null if it already was or
    * if it is a partial upload (which is never announced on its own). `size`, when the caller
    * knows it (the request that took the last byte): then the row is not read at all, only
-   * completed (one transaction: the row, its digests, the outbox event).
+   * completed (one statement: the row, its digests, the outbox event).
    */
   async complete(id: string, size?: number): Promise<UploadCompleted | null> {
     const digests = await this.store.digests(id, size)

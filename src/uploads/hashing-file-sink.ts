@@ -3,15 +3,23 @@
  * to the hashers only after it is on disk, so the hash state always describes exactly the bytes
  * in the file, even when the request is cut in the middle. It also tells when its source went
  * silent: time spent waiting for input, never time spent writing (a slow disk is not the client).
- * A sink whose source trickles lets go of its file descriptor between writes (after
- * RELEASE_AFTER_MS without input) and opens the file again for the next one: 10 000 slow uploads
- * would otherwise hold 10 000 files beside their 10 000 sockets, past a usual descriptor limit.
+ * A sink whose source trickles gathers its small chunks (up to COALESCE_BYTES, for at most
+ * COALESCE_MS, within a process-wide COALESCE_BUDGET) and writes them at once, and lets go of its
+ * file descriptor between writes (after RELEASE_AFTER_MS without input), opening the file again
+ * for the next one: 10 000 phones sending 1 KiB a second would otherwise cost an open, a write
+ * and a close each per second (measured: the node's one core went to those thread-pool round
+ * trips, and HEADs waited seconds), and would hold 10 000 files beside their 10 000 sockets, past
+ * a usual descriptor limit. Gathered bytes are not on disk yet, so they are not counted (the
+ * offset a HEAD or a checkpoint sees is what is on disk); the end of the body, and a cut,
+ * write them before the sink finishes.
  */
 import {open, type FileHandle} from 'node:fs/promises'
 import {Writable} from 'node:stream'
 
 export interface ChunkObserver {
   update(chunk: Uint8Array): void
+  /** The longest this observer may wait to see bytes that arrived (a sink gathers no longer; default COALESCE_MS). */
+  readonly maxLagMs?: number
 }
 
 /** Called once the sink has waited `ms` for its next bytes (0: never). */
@@ -22,6 +30,13 @@ export interface SilenceWatch {
 
 /** Idle time after which a sink closes its file until its next write. */
 export const RELEASE_AFTER_MS = 250
+/** Chunks smaller than this in all are gathered before they are written... */
+export const COALESCE_BYTES = 64 << 10
+/** ...for at most this long (the progress checkpoints' own interval)... */
+export const COALESCE_MS = 3000
+/** ...while all sinks of the process hold less than this ungathered: memory stays bounded. */
+const COALESCE_BUDGET = 32 << 20
+let gatheredInProcess = 0
 
 export class HashingFileSink extends Writable {
   private file?: FileHandle
@@ -32,22 +47,34 @@ export class HashingFileSink extends Writable {
   position: number
   private writing = false
   private silenceTimer: NodeJS.Timeout | undefined
+  /** Chunks received, not written yet (small ones, gathered: see COALESCE_BYTES). */
+  private gathered: Buffer[] = []
+  private gatheredBytes = 0
+  private gatherTimer: NodeJS.Timeout | undefined
+  /** The last write to the file (they run one after another); a failed one fails the ones after it. */
+  private lastWrite: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly filePath: string,
     offset: number,
     private readonly observers: ChunkObserver[],
-    private readonly silence?: SilenceWatch
+    private readonly silence?: SilenceWatch,
+    gatherMs = COALESCE_MS
   ) {
     super({highWaterMark: 4 << 20})
     this.position = offset
+    this.gatherMs = Math.min(gatherMs, ...observers.map((o) => o.maxLagMs ?? gatherMs))
   }
+
+  private readonly gatherMs: number
 
   override _construct(callback: (error?: Error | null) => void): void {
     open(this.filePath, 'r+').then(
       (file) => {
         this.file = file
         this.watchSilence()
+        // Small first chunks are gathered, not written: the file is let go meanwhile too.
+        this.releaseWhenIdle()
         callback()
       },
       (error: Error) => callback(error)
@@ -66,17 +93,55 @@ export class HashingFileSink extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    clearTimeout(this.silenceTimer)
-    clearTimeout(this.releaseTimer)
-    callback()
+    this.flush().then(
+      () => {
+        clearTimeout(this.silenceTimer)
+        clearTimeout(this.releaseTimer)
+        callback()
+      },
+      (error: Error) => callback(error)
+    )
   }
 
   override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
-    this.writeThenHash(chunks.map((c) => c.chunk), callback)
+    this.accept(chunks.map((c) => c.chunk), callback)
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeThenHash([chunk], callback)
+    this.accept([chunk], callback)
+  }
+
+  /** Input arrived: gathered while it is small (the source goes on at once), else written with what was gathered. */
+  private accept(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    this.silenceTimer?.refresh()
+    let bytes = 0
+    for (const buffer of buffers) bytes += buffer.byteLength
+    this.gathered.push(...buffers)
+    this.gatheredBytes += bytes
+    gatheredInProcess += bytes
+    if (this.gatheredBytes < COALESCE_BYTES && gatheredInProcess < COALESCE_BUDGET) {
+      this.gatherTimer ??= setTimeout(() => this.flush().catch((error: Error) => this.destroy(error)), this.gatherMs)
+      return callback()
+    }
+    this.flush().then(() => callback(), callback)
+  }
+
+  /**
+   * Writes what was gathered (after the write in flight, if any); resolves once it is on disk
+   * and hashed. Also for a reader that must see every byte received so far (a HEAD beside this
+   * write), and once the sink is done, at once.
+   */
+  flush(): Promise<void> {
+    clearTimeout(this.gatherTimer)
+    this.gatherTimer = undefined
+    const buffers = this.gathered
+    if (buffers.length > 0) {
+      gatheredInProcess -= this.gatheredBytes
+      this.gathered = []
+      this.gatheredBytes = 0
+      this.lastWrite = this.lastWrite.then(() => new Promise<void>((resolve, reject) => this.writeThenHash(buffers, (error) => (error ? reject(error) : resolve()))))
+    }
+    return this.lastWrite
   }
 
   /**
@@ -153,6 +218,13 @@ export class HashingFileSink extends Writable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.silenceTimer)
+    // A cut body: what arrived still reaches the disk (and counts), as it would have ungathered.
+    this.flush()
+      .catch(() => {})
+      .then(() => this.closeFile(error, callback))
+  }
+
+  private closeFile(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.releaseTimer)
     const file = this.file
     this.file = undefined

@@ -163,40 +163,47 @@ export class UploadRepository {
 
   /**
    * Moves an upload from uploading to completed and, unless it is a partial upload (tus
-   * concatenation: only the final one is announced), writes its upload.completed event, in one
-   * transaction. Returns what it completed, or null when the upload already was (completion is
-   * idempotent: a retried final request or a recovery sweep changes nothing).
+   * concatenation: only the final one is announced), writes its upload.completed event: one
+   * statement (the UPDATE and the outbox INSERT in one WITH, atomic as a transaction but one
+   * round trip instead of four; the event is built from the row the UPDATE returns). Returns
+   * what it completed, or null when the upload already was (completion is idempotent: a retried
+   * final request or a recovery sweep changes nothing).
    */
   async complete(id: string, digests: {sha256: string; md5: string}): Promise<{row: UploadRecord; event: UploadCompleted | null} | null> {
-    return this.db.transaction(async (tx) => {
-      const now = new Date()
-      // The row as completed comes back with the UPDATE: nothing is read again.
-      const [raw] = updatedRows(
-        (await tx.query(
-          `UPDATE uploads SET status = $2, sha256 = $3, md5 = $4, completed_at = $5::timestamptz, updated_at = $5::timestamptz, expires_at = NULL
-           WHERE id = $1 AND status = $6 RETURNING *`,
-          [id, UploadStatus.Completed, digests.sha256, digests.md5, now.toISOString(), UploadStatus.Uploading]
-        )) as RawUploadRow[] | [RawUploadRow[], number]
-      )
-      if (!raw) return null
-      const row = uploadRecord(raw)
-      if (row.uploadConcat === 'partial') return {row, event: null}
-      const event: UploadCompleted = {
-        schemaVersion: SCHEMA_VERSION,
-        type: 'upload.completed',
-        uploadId: id,
-        nodeId: row.nodeId,
-        owner: row.owner,
-        filename: row.filename,
-        filetype: row.filetype,
-        size: row.size ?? row.bytesReceived,
-        sha256: digests.sha256,
-        md5: digests.md5,
-        completedAt: now.toISOString(),
-      }
-      await this.enqueueEvent(tx, event.type, id, event)
-      return {row, event}
-    })
+    const now = new Date().toISOString()
+    const [raw] = (await this.db.query(
+      `WITH done AS (
+         UPDATE uploads SET status = $2, sha256 = $3, md5 = $4, completed_at = $5::timestamptz, updated_at = $5::timestamptz, expires_at = NULL
+         WHERE id = $1 AND status = $6 RETURNING *
+       ), announced AS (
+         INSERT INTO outbox (topic, upload_id, payload, created_at, attempts)
+         SELECT 'upload.completed', d.id, jsonb_build_object(
+                  'schemaVersion', $7::int, 'type', 'upload.completed', 'uploadId', d.id, 'nodeId', d.node_id,
+                  'owner', d.owner, 'filename', d.filename, 'filetype', d.filetype, 'size', COALESCE(d.size, d.bytes_received),
+                  'sha256', d.sha256, 'md5', d.md5, 'completedAt', $8::text),
+                now(), 0
+         FROM done d WHERE d.upload_concat IS DISTINCT FROM 'partial'
+       )
+       SELECT * FROM done`,
+      [id, UploadStatus.Completed, digests.sha256, digests.md5, now, UploadStatus.Uploading, SCHEMA_VERSION, now]
+    )) as RawUploadRow[]
+    if (!raw) return null
+    const row = uploadRecord(raw)
+    if (row.uploadConcat === 'partial') return {row, event: null}
+    const event: UploadCompleted = {
+      schemaVersion: SCHEMA_VERSION,
+      type: 'upload.completed',
+      uploadId: id,
+      nodeId: row.nodeId,
+      owner: row.owner,
+      filename: row.filename,
+      filetype: row.filetype,
+      size: row.size ?? row.bytesReceived,
+      sha256: digests.sha256,
+      md5: digests.md5,
+      completedAt: now,
+    }
+    return {row, event}
   }
 
   findByIds(ids: readonly string[]): Promise<UploadRecord[]> {

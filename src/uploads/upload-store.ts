@@ -50,7 +50,7 @@ export class UploadStore extends FileStore {
   private readonly hashers = new LiveHashers()
   private readonly catalog: UploadCatalog
   /** Uploads a request of this process is writing right now: its body, and the write's end. */
-  private readonly receiving = new Map<string, {source: Readable; done: Promise<unknown>}>()
+  private readonly receiving = new Map<string, Receiving>()
   /** Every streaming request's checkpoints, recorded together (one statement per tick). */
   private readonly checkpoints: CheckpointBatcher
   readonly finalSizeLimit: FinalSizeLimit
@@ -128,8 +128,11 @@ export class UploadStore extends FileStore {
     // A writer whose body is over (its client went away, or sent it all) is only storing what
     // arrived and recording it: a HEAD waits for that, so the offset it answers is the one the
     // client's resume must send (not a moment of the write, which the resume would find 409).
+    // A writer still receiving writes what it has gathered first, so the HEAD counts every byte
+    // that arrived before it (the client's next resume sends from there).
     const writer = context?.readsUnlocked ? this.receiving.get(id) : undefined
     if (writer && (writer.source.destroyed || writer.source.readableEnded)) await writer.done.catch(() => {})
+    else if (writer) await writer.sink?.flush().catch(() => {})
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
     const repaired = repair && row ? await this.repairInterruptedWrite(row) : false
@@ -208,8 +211,10 @@ export class UploadStore extends FileStore {
     const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const guard = row.uploadConcat === PARTIAL ? await this.finalSizeLimit.guard(id, offset) : undefined
-    const received = this.receive(readable, row, offset, {guard, observers})
-    this.receiving.set(id, {source: readable, done: received})
+    const receiving: Receiving = {source: readable, done: Promise.resolve()}
+    const received = this.receive(readable, row, offset, {guard, observers, receiving})
+    receiving.done = received
+    this.receiving.set(id, receiving)
     try {
       return await received
     } catch (error) {
@@ -221,7 +226,12 @@ export class UploadStore extends FileStore {
     }
   }
 
-  private async receive(readable: Readable, row: UploadRecord, offset: number, {guard, observers}: {guard: PartialGuard | undefined; observers: readonly ChunkObserver[]}): Promise<number> {
+  private async receive(
+    readable: Readable,
+    row: UploadRecord,
+    offset: number,
+    {guard, observers, receiving}: {guard: PartialGuard | undefined; observers: readonly ChunkObserver[]; receiving: Receiving}
+  ): Promise<number> {
     const id = row.id
     const file = this.filePath(id)
     const hasher = await this.hashers.at(id, file, offset)
@@ -240,6 +250,7 @@ export class UploadStore extends FileStore {
       ms: this.options.idleTimeoutMs,
       onSilence: () => stop(new RequestTimeout(`the request body sent nothing for ${ms(this.options.idleTimeoutMs, {long: true})}; what arrived is kept, resume from Upload-Offset`, {Connection: 'close'})),
     })
+    receiving.sink = sink
     let failure: unknown
     this.stops.set(id, stop)
     try {
@@ -392,6 +403,13 @@ export class UploadStore extends FileStore {
       if (batch.length < 100) return removed
     }
   }
+}
+
+/** A write in flight on this process: its body, its end, and its sink once it has one. */
+interface Receiving {
+  source: Readable
+  done: Promise<unknown>
+  sink?: HashingFileSink
 }
 
 /**

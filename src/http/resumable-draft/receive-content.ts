@@ -94,6 +94,9 @@ class ProgressInterims {
     this.timer.unref()
   }
 
+  /** The offset each 104 reports is on disk: the sink writes what it gathered at least this often. */
+  readonly maxLagMs = PROGRESS_INTERVAL_MS
+
   update(chunk: Uint8Array): void {
     this.offset += chunk.byteLength
   }
