@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import {createServer, type IncomingMessage} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {test} from 'node:test'
+import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 import {sendWebhook, WebhookFailed} from './webhook-sender.js'
 
 const key = Buffer.alloc(32, 9)
@@ -68,6 +70,23 @@ test('a receiver that never answers fails the attempt after the timeout', async 
     await assert.rejects(sendWebhook(`http://127.0.0.1:${rx.port}/hooks`, key, delivery, options({timeoutMs: 300})), /no answer within 300 ms/)
     assert.ok(Date.now() - started < 5000)
   } finally {
+    await rx.close()
+  }
+})
+
+test('the timeout holds while the garbage collector runs (a timeout signal inside AbortSignal.any() could be collected, nodejs/node#57736)', async () => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const rx = await receiver(() => null)
+  const collecting = setInterval(gc, 10)
+  try {
+    // Without the fix the attempt never ends: a deadline of the test's own makes that a failure, not a hang.
+    let deadline: NodeJS.Timeout | undefined
+    const never = new Promise<never>((_, reject) => (deadline = setTimeout(() => reject(new Error('the attempt never ended')), 5000)))
+    await assert.rejects(Promise.race([sendWebhook(`http://127.0.0.1:${rx.port}/hooks`, key, delivery, options({timeoutMs: 300})), never]), /no answer within 300 ms/)
+    clearTimeout(deadline)
+  } finally {
+    clearInterval(collecting)
     await rx.close()
   }
 })

@@ -30,7 +30,12 @@ export async function sendWebhook(url: string, key: Buffer, delivery: {webhookId
     'user-agent': 'video-ingest-webhooks',
     ...signWebhook(key, delivery.webhookId, delivery.body),
   }
-  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+  // A timer of our own, not AbortSignal.timeout(): combined by AbortSignal.any(), a timeout signal
+  // nothing else references can be collected before it fires (nodejs/node#57736; seen on Node 20: an attempt to a
+  // receiver that never answered hung for good), and the job with it.
+  const timeout = new AbortController()
+  const timer = setTimeout(() => timeout.abort(new DOMException(`no answer within ${options.timeoutMs} ms`, 'TimeoutError')), options.timeoutMs)
+  const signal = AbortSignal.any([options.signal, timeout.signal])
   const request = target.protocol === 'https:' ? https.request : http.request
   return new Promise<number>((resolve, reject) => {
     const fail = (cause: string) => reject(new WebhookFailed(`the webhook receiver could not be reached: ${cause}`))
@@ -46,5 +51,5 @@ export async function sendWebhook(url: string, key: Buffer, delivery: {webhookId
       else fail(error.message)
     })
     req.end(delivery.body)
-  })
+  }).finally(() => clearTimeout(timer))
 }
