@@ -14,11 +14,14 @@ export function selectFiles(files, filters) {
   return selected
 }
 
+/** A test (or hook) still running after this fails, with its name, instead of hanging the run. */
+const TEST_TIMEOUT_MS = 600_000
+
 /** `limitSeconds`: the whole run is stopped (and fails) past it. */
 export function buildAndRun(files, {label = 'tests', limitSeconds} = {}) {
   const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {stdio: 'inherit'})
   if (build.status !== 0) process.exit(build.status ?? 1)
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files], {
     stdio: 'inherit',
     env: {...process.env, NODE_ENV: 'test'},
     ...(limitSeconds ? {timeout: limitSeconds * 1000, killSignal: 'SIGTERM'} : {}),
