@@ -183,27 +183,14 @@ export class UploadRepository {
                   'sha256', d.sha256, 'md5', d.md5, 'completedAt', $8::text),
                 now(), 0
          FROM done d WHERE d.upload_concat IS DISTINCT FROM 'partial'
+         RETURNING payload
        )
-       SELECT * FROM done`,
+       SELECT done.*, (SELECT payload FROM announced) AS completed_event FROM done`,
       [id, UploadStatus.Completed, digests.sha256, digests.md5, now, UploadStatus.Uploading, SCHEMA_VERSION, now]
-    )) as RawUploadRow[]
+    )) as Array<RawUploadRow & {completed_event: UploadCompleted | null}>
     if (!raw) return null
-    const row = uploadRecord(raw)
-    if (row.uploadConcat === 'partial') return {row, event: null}
-    const event: UploadCompleted = {
-      schemaVersion: SCHEMA_VERSION,
-      type: 'upload.completed',
-      uploadId: id,
-      nodeId: row.nodeId,
-      owner: row.owner,
-      filename: row.filename,
-      filetype: row.filetype,
-      size: row.size ?? row.bytesReceived,
-      sha256: digests.sha256,
-      md5: digests.md5,
-      completedAt: now,
-    }
-    return {row, event}
+    // The event is the one the statement wrote (a partial upload's is none): not spelled twice.
+    return {row: uploadRecord(raw), event: raw.completed_event}
   }
 
   findByIds(ids: readonly string[]): Promise<UploadRecord[]> {
