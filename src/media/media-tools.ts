@@ -4,7 +4,7 @@
  * @ffmpeg-installer/@ffprobe-installer are the fallback for hosts without them.
  */
 import {execFile} from 'node:child_process'
-import {accessSync, constants} from 'node:fs'
+import {accessSync, chmodSync, constants, statSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -60,8 +60,29 @@ function onPath(name: string, searchPath: string): string | undefined {
 }
 
 function bundled(pkg: string): string | undefined {
+  let binary: string
   try {
-    return (require(pkg) as {path: string}).path
+    binary = (require(pkg) as {path: string}).path
+  } catch {
+    return undefined
+  }
+  return executable(binary)
+}
+
+/**
+ * The binary, made executable when it is not: the installer packages ship it without the
+ * bit and set it in a postinstall script, which `npm install --ignore-scripts` (or an npm that
+ * does not allow the script) skips. Undefined when it is missing or cannot be made so.
+ */
+export function executable(binary: string): string | undefined {
+  try {
+    accessSync(binary, constants.X_OK)
+    return binary
+  } catch {}
+  try {
+    chmodSync(binary, statSync(binary).mode | 0o111)
+    accessSync(binary, constants.X_OK)
+    return binary
   } catch {
     return undefined
   }
@@ -81,8 +102,8 @@ export function locateMediaTools(config: MediaToolsConfig): MediaTools {
   const ffmpegPath = config.ffmpegPath ?? onPath('ffmpeg', config.searchPath) ?? bundled('@ffmpeg-installer/ffmpeg')
   const ffprobePath = config.ffprobePath ?? onPath('ffprobe', config.searchPath) ?? bundled('@ffprobe-installer/ffprobe')
   const missing = [
-    ...(ffmpegPath ? [] : ['ffmpeg (not on PATH, and @ffmpeg-installer/ffmpeg has no binary for this platform)']),
-    ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform)']),
+    ...(ffmpegPath ? [] : ['ffmpeg (not on PATH, and @ffmpeg-installer/ffmpeg has no binary for this platform, or it cannot be made executable)']),
+    ...(ffprobePath ? [] : ['ffprobe (not on PATH, and @ffprobe-installer/ffprobe has no binary for this platform, or it cannot be made executable)']),
   ]
   if (missing.length > 0) throw new MediaToolsMissing(missing)
   return {
