@@ -4,6 +4,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
+import {hashThreads, HashThreadLost} from './hash-threads.js'
 import {LiveHashers, UploadHasher} from './upload-hasher.js'
 
 const digest = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest('hex')
@@ -15,22 +16,25 @@ describe('UploadHasher and LiveHashers', () => {
   })
   after(() => rm(dir, {recursive: true, force: true}))
 
-  it('gives digests without ending the hash, so the upload can go on', () => {
+  it('gives digests without ending the hash, so the upload can go on', async () => {
     const data = randomBytes(300_000)
     const hasher = UploadHasher.fresh()
     hasher.update(data.subarray(0, 1000))
-    assert.equal(hasher.digests().sha256, digest('sha256', data.subarray(0, 1000)))
-    hasher.update(data.subarray(1000))
-    assert.deepEqual(hasher.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
+    assert.equal((await hasher.digests()).sha256, digest('sha256', data.subarray(0, 1000)))
+    // Many chunks in one tick, some sharing memory with bytes that are not the upload's.
+    const shared = Buffer.concat([Buffer.from('not-ours'), data.subarray(1000), Buffer.from('nor-this')])
+    for (let at = 8; at < shared.length - 8; at += 7000) hasher.update(shared.subarray(at, Math.min(at + 7000, shared.length - 8)))
+    assert.equal(hasher.bytes, data.length)
+    assert.deepEqual(await hasher.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
   })
 
-  it('rolls back to a copy (a request whose checksum failed)', () => {
+  it('rolls back to a copy (a request whose checksum failed)', async () => {
     const hasher = UploadHasher.fresh()
     hasher.update(Buffer.from('good'))
     const before = hasher.copy()
     hasher.update(Buffer.from('bad'))
     assert.equal(before.bytes, 4)
-    assert.equal(before.digests().sha256, digest('sha256', Buffer.from('good')))
+    assert.equal((await before.digests()).sha256, digest('sha256', Buffer.from('good')))
   })
 
   it('continues from memory without reading the file, and catches up from the file when it must', async () => {
@@ -46,7 +50,7 @@ describe('UploadHasher and LiveHashers', () => {
     // A new process (nothing in memory): the first 40 000 bytes are read back once.
     const resumed = await new LiveHashers().at('u', file, 40_000)
     resumed.update(data.subarray(40_000))
-    assert.equal(resumed.digests().sha256, digest('sha256', data))
+    assert.equal((await resumed.digests()).sha256, digest('sha256', data))
   })
 
   it('evicts the least recently used hashers beyond its capacity', async () => {
@@ -66,5 +70,25 @@ describe('UploadHasher and LiveHashers', () => {
     const file = path.join(dir, 'short')
     await writeFile(file, randomBytes(10))
     await assert.rejects(UploadHasher.fresh().catchUp(file, 20), /shorter/)
+  })
+
+  it('hashes a file larger than its backlog allows without holding it in memory, and starts over from the file when its thread died', async () => {
+    const data = randomBytes(80 << 20)
+    const file = path.join(dir, 'large')
+    await writeFile(file, data)
+    const live = new LiveHashers()
+    const hasher = await live.at('big', file, data.length)
+    // The catch-up waited for its thread: never much more than its high water mark (8 MiB) handed over unhashed.
+    const peak = Math.max(...hashThreads.running.map((t) => t.peakUnhashed))
+    assert.ok(peak > 0 && peak <= 10 << 20, `peak backlog ${peak}`)
+    assert.equal((await hasher.digests()).sha256, digest('sha256', data))
+    live.keep('big', hasher)
+
+    await hashThreads.terminateAll()
+    assert.equal(hasher.intact, false)
+    await assert.rejects(hasher.digests(), HashThreadLost)
+    const rebuilt = await live.at('big', file, data.length)
+    assert.notEqual(rebuilt, hasher)
+    assert.deepEqual(await rebuilt.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
   })
 })

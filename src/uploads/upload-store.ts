@@ -21,7 +21,8 @@ import {CheckpointBatcher, checkpointPolicy, ProgressCheckpoints, type Checkpoin
 import {refusedWhileArriving, UploadCatalog} from './upload-catalog.js'
 import {EarlyInspection, type HeadInspector} from './early-inspection.js'
 import {PARTIAL} from './concat-role.js'
-import {LiveHashers, type UploadHasher} from './upload-hasher.js'
+import {HashThreadLost} from './hash-threads.js'
+import {LiveHashers, UploadHasher} from './upload-hasher.js'
 import type {UploadLocker} from './upload-locker.js'
 import {uploadFileIn} from './upload-files.js'
 import {UploadStatus} from './upload-status.js'
@@ -353,7 +354,13 @@ export class UploadStore extends FileStore {
     const hasher = await this.hashers.at(id, this.filePath(id), size)
     this.hashers.forget(id)
     this.inspection?.forget(id)
-    return hasher.digests()
+    return hasher.digests().catch(async (error: unknown) => {
+      if (!(error instanceof HashThreadLost)) throw error
+      // Its hashing thread died with the state: the file holds every byte, read it once.
+      const again = UploadHasher.fresh()
+      await again.catchUp(this.filePath(id), size)
+      return again.digests()
+    })
   }
 
   /**
