@@ -1,6 +1,9 @@
 /**
- * Memory must not grow with file size: a 1 GiB upload in 8 MiB chunks keeps the node's peak
- * RSS under 200 MB (the node streams to disk and hashes as it goes; nothing is buffered whole).
+ * Memory must not grow with file size: the node streams to disk and hashes as it goes, nothing is
+ * buffered whole. Its peak RSS through a 1 GiB upload in 8 MiB chunks is that of a 128 MiB one
+ * (within 24 MB), and under 256 MB. The absolute figure is mostly V8's own sizing: Node 24 lets
+ * the young generation grow larger on a machine with this much memory (~50 MB more than Node 20
+ * for the same upload, here), and the hashing thread is an isolate of its own (~12–21 MB).
  */
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
@@ -50,23 +53,32 @@ describe('memory', () => {
     await rm(dataDir, {recursive: true, force: true})
   })
 
-  it('keeps peak RSS under 200 MB through a 1 GiB upload in 8 MiB chunks', async (t) => {
-    const url = await createUpload(node.url, GiB)
+  /** Uploads `size` bytes in 8 MiB chunks and checks the node's sha256 of them. */
+  async function upload(size: number): Promise<void> {
+    const url = await createUpload(node.url, size)
     const expected = createHash('sha256')
-    // A 64 MiB random pattern, each chunk made distinct by its offset: real hashing work, little client memory.
-    const pattern = randomBytes(64 * 1024 * 1024)
     let offset = 0
-    while (offset < GiB) {
-      const chunk = Buffer.from(pattern.subarray(offset % pattern.length, (offset % pattern.length) + CHUNK))
+    while (offset < size) {
+      const chunk = Buffer.from(pattern.subarray(offset % pattern.length, (offset % pattern.length) + Math.min(CHUNK, size - offset)))
       chunk.writeDoubleBE(offset, 0)
       expected.update(chunk)
       offset = await patch(url, offset, chunk)
     }
-    const peak = await node.peakRss()
     const status = (await (await fetch(`${node.url}/api/uploads/${new URL(url).pathname.split('/').pop()}`)).json()) as {status: string; sha256: string}
     assert.equal(status.status, 'completed')
     assert.equal(status.sha256, expected.digest('hex'))
-    t.diagnostic(`peak RSS ${(peak / 1024 / 1024).toFixed(0)} MB`)
-    assert.ok(peak < 200 * 1024 * 1024, `peak RSS ${(peak / 1024 / 1024).toFixed(0)} MB`)
+  }
+  // A 64 MiB random pattern, each chunk made distinct by its offset: real hashing work, little client memory.
+  const pattern = randomBytes(64 * 1024 * 1024)
+  const MB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
+
+  it('keeps peak RSS through a 1 GiB upload in 8 MiB chunks at that of a 128 MiB one, under 256 MB', async (t) => {
+    await upload(128 * 1024 * 1024)
+    const small = await node.peakRss()
+    await upload(GiB)
+    const large = await node.peakRss()
+    t.diagnostic(`peak RSS ${MB(small)} after 128 MiB, ${MB(large)} after 1 GiB`)
+    assert.ok(large - small < 24 * 1024 * 1024, `peak RSS grew with the file: ${MB(small)} after 128 MiB, ${MB(large)} after 1 GiB`)
+    assert.ok(large < 256 * 1024 * 1024, `peak RSS ${MB(large)}`)
   })
 })
