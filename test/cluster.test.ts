@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
+import http from 'node:http'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -156,6 +157,30 @@ describe('a cluster of three nodes behind haproxy', () => {
     assert.equal(rest.status, 204)
     assert.equal(sha256(await readFile(path.join(root, 'node1', 'uploads', id))), sha256(data))
     assert.equal(((await db.query('SELECT sha256 FROM uploads WHERE id = $1', [id])).rows[0] as {sha256: string}).sha256, sha256(data))
+  })
+
+  it('answers a HEAD right after a forwarded PATCH was cut with the offset the resume must send', async () => {
+    // The client's connection to the forwarding node breaks; its HEAD reaches the owner at once,
+    // maybe before the forwarder's word of the cut does: the resume at the offset it is told
+    // must be taken, not answered 409 because the cut's bytes were kept just after.
+    const size = 4 * 1024 * 1024
+    const data = randomBytes(size)
+    for (let round = 0; round < 6; round++) {
+      const url = await createUpload(nodes[0]!.url, size)
+      const id = idOf(url)
+      await new Promise<void>((resolve) => {
+        const req = http.request(`${nodes[1]!.url}/files/${id}`, {method: 'PATCH', headers: {...PATCH_HEADERS, 'Upload-Offset': '0', 'Content-Length': String(size)}})
+        req.on('error', () => resolve())
+        req.on('close', () => resolve())
+        req.write(data.subarray(0, 1 << 20))
+        setTimeout(() => req.destroy(), 150)
+      })
+      const head = await request('HEAD', `${nodes[0]!.url}/files/${id}`, {headers: TUS})
+      const offset = Number(head.headers['upload-offset'])
+      const rest = await request('PATCH', `${nodes[2]!.url}/files/${id}`, {headers: {...PATCH_HEADERS, 'Upload-Offset': String(offset)}, body: data.subarray(offset)})
+      assert.equal(rest.status, 204, `round ${round}: the HEAD answered ${offset}, the resume from there ${rest.status}`)
+      assert.equal(sha256(await readFile(path.join(root, 'node1', 'uploads', id))), sha256(data))
+    }
   })
 
   it('answers 503 with Retry-After while the owner is down, and resumes once it is back', async () => {

@@ -131,8 +131,12 @@ export class UploadStore extends FileStore {
     // client's resume must send (not a moment of the write, which the resume would find 409).
     // A writer still receiving writes what it has gathered first, so the HEAD counts every byte
     // that arrived before it (the client's next resume sends from there).
+    // A body forwarded by another node is verified at its end, so its bytes count nowhere until
+    // then; when its client went away, the forwarder's word of the cut may still be on its way
+    // (the client's HEAD can come first, by another node): the HEAD gives it a moment to arrive.
     const writer = context?.readsUnlocked ? this.receiving.get(id) : undefined
     if (writer && (writer.source.destroyed || writer.source.readableEnded)) await writer.done.catch(() => {})
+    else if (writer?.forwarded) await settledWithin(writer.done, FORWARDED_CUT_GRACE_MS)
     else if (writer) await writer.sink?.flush().catch(() => {})
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
@@ -212,7 +216,7 @@ export class UploadStore extends FileStore {
     const row = this.rowUnderLock(id) ?? (await this.uploads.findById(id))
     if (!row) throw ERRORS.FILE_NOT_FOUND
     const guard = row.uploadConcat === PARTIAL ? await this.finalSizeLimit.guard(id, offset) : undefined
-    const receiving: Receiving = {source: readable, done: Promise.resolve()}
+    const receiving: Receiving = {source: readable, done: Promise.resolve(), forwarded: currentRequest()?.forwardedBody !== undefined}
     const received = this.receive(readable, row, offset, {guard, observers, receiving})
     receiving.done = received
     this.receiving.set(id, receiving)
@@ -417,6 +421,23 @@ interface Receiving {
   source: Readable
   done: Promise<unknown>
   sink?: HashingFileSink
+  /** A body another node forwards, sealed: its bytes are verified (and count) only at its end. */
+  forwarded: boolean
+}
+
+/** How long a HEAD beside a forwarded write waits for it to end (a cut's word from the forwarder). */
+const FORWARDED_CUT_GRACE_MS = 500
+
+/** Resolves once `promise` settles or `ms` have passed, whichever is first. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    promise.then(
+      () => {},
+      () => {}
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer))
 }
 
 /**
