@@ -50,6 +50,8 @@ export function storageError(error: unknown): AppError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code
   if (code === 'ENOSPC' || code === 'EDQUOT') return new InsufficientStorage('the server has no space left to store this upload; try again later')
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new ServiceUnavailable('upload storage is not writable on this node', {'Retry-After': '30'})
+  // Out of file descriptors (a crowd of connections at once): the node is busy, not broken.
+  if (code === 'EMFILE' || code === 'ENFILE') return new ServiceUnavailable('the server has too many files open right now; try again shortly', {'Retry-After': '5'})
   return undefined
 }
 

@@ -77,3 +77,12 @@ test('460 carries its reason phrase for tus', () => {
   assert.equal(answerError(new ChecksumMismatch('the body does not match'), {kind: 'tus'}).statusText, 'Checksum Mismatch')
   assert.equal(answerError(new Conflict('no'), {kind: 'tus'}).statusText, undefined)
 })
+
+test('a node out of file descriptors answers 503 with Retry-After, not 500', () => {
+  for (const code of ['EMFILE', 'ENFILE']) {
+    const meaning = meaningOfError(Object.assign(new Error(`${code}: too many open files, open '/data/uploads/x'`), {code}))
+    assert.equal(meaning.status, 503, code)
+    assert.ok(Number(meaning.headers['Retry-After']) > 0)
+    assert.doesNotMatch(meaning.message, /\/data/)
+  }
+})
