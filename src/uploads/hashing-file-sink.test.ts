@@ -87,4 +87,37 @@ describe('HashingFileSink', () => {
     assert.deepEqual(seen, [4])
     assert.equal(openFiles(file), 0)
   })
+
+  it('holds no file before its first write: a crowd of requests arriving at once opens none', async () => {
+    const files = await Promise.all(Array.from({length: 20}, async (_, i) => {
+      const file = path.join(dir, `crowd-${i}`)
+      await writeFile(file, '')
+      return file
+    }))
+    const sinks = files.map((file) => new HashingFileSink(file, 0, []))
+    await pause(50)
+    assert.equal(files.reduce((n, file) => n + openFiles(file), 0), 0)
+    for (const sink of sinks) sink.end(Buffer.from('z'))
+    await Promise.all(sinks.map((sink) => finished(sink)))
+    assert.deepEqual(await Promise.all(files.map((file) => readFile(file, 'utf8'))), files.map(() => 'z'))
+  })
+
+  it('closes its file right after each write while more than 1024 are open across the process', async () => {
+    const crowd = await Promise.all(Array.from({length: 1030}, async (_, i) => {
+      const file = path.join(dir, `busy-${i}`)
+      await writeFile(file, '')
+      const sink = new HashingFileSink(file, 0, [])
+      // A large write opens the file at once; the sink keeps it until RELEASE_AFTER_MS.
+      await new Promise<void>((resolve, reject) => sink.write(Buffer.alloc(COALESCE_BYTES), (error) => (error ? reject(error) : resolve())))
+      return sink
+    }))
+    const file = path.join(dir, 'busy-last')
+    await writeFile(file, '')
+    const sink = new HashingFileSink(file, 0, [])
+    await new Promise<void>((resolve, reject) => sink.write(Buffer.alloc(COALESCE_BYTES), (error) => (error ? reject(error) : resolve())))
+    await pause(20)
+    assert.equal(openFiles(file), 0, 'closed without waiting for its idle timer')
+    for (const s of [...crowd, sink]) s.end()
+    await Promise.all([...crowd, sink].map((s) => finished(s)))
+  })
 })

@@ -32,6 +32,9 @@ export interface SilenceWatch {
 
 /** Idle time after which a sink closes its file until its next write. */
 export const RELEASE_AFTER_MS = 250
+/** Files all sinks of the process hold open, past which a sink closes its file after each write. */
+const OPEN_FILES_SOFT_LIMIT = 1024
+let openSinkFiles = 0
 /** Chunks smaller than this in all are gathered before they are written... */
 export const COALESCE_BYTES = 64 << 10
 /** ...for at most this long (the progress checkpoints' own interval)... */
@@ -72,17 +75,10 @@ export class HashingFileSink extends Writable {
 
   private readonly gatherMs: number
 
+  /** The file is opened by the first write, not here: a crowd of requests arriving at once holds no files until bytes come. */
   override _construct(callback: (error?: Error | null) => void): void {
-    open(this.filePath, 'r+').then(
-      (file) => {
-        this.file = file
-        this.watchSilence()
-        // Small first chunks are gathered, not written: the file is let go meanwhile too.
-        this.releaseWhenIdle()
-        callback()
-      },
-      (error: Error) => callback(error)
-    )
+    this.watchSilence()
+    callback()
   }
 
   /** One timer for the whole stream, rearmed after each write (refresh() is cheap). */
@@ -212,23 +208,35 @@ export class HashingFileSink extends Writable {
   /** The open file, opened again if an idle spell closed it. */
   private async openFile(): Promise<FileHandle> {
     await this.releasing
-    this.file ??= await open(this.filePath, 'r+')
+    if (!this.file) {
+      this.file = await open(this.filePath, 'r+')
+      openSinkFiles++
+    }
     return this.file
   }
 
-  /** One timer for the whole stream, rearmed after each write: no input for a while closes the file. */
+  /**
+   * One timer for the whole stream, rearmed after each write: no input for a while closes the
+   * file. With many files open across the process, it closes at once instead: a late timer (a
+   * busy event loop) must not let thousands of idle files pile up beside their sockets.
+   */
   private releaseWhenIdle(): void {
+    // (Even with more input queued: under that many, a file opened again costs less than one more held.)
+    if (openSinkFiles > OPEN_FILES_SOFT_LIMIT) return this.release(true)
     if (this.releaseTimer) return void this.releaseTimer.refresh()
-    this.releaseTimer = setTimeout(() => {
-      const file = this.file
-      if (this.writing || this.destroyed || !file || this.writableLength > 0) return
-      this.file = undefined
-      this.releasing = file.close().then(
-        () => (this.releasing = undefined),
-        () => (this.releasing = undefined)
-      )
-    }, RELEASE_AFTER_MS)
+    this.releaseTimer = setTimeout(() => this.release(false), RELEASE_AFTER_MS)
     this.releaseTimer.unref()
+  }
+
+  private release(evenIfMoreQueued: boolean): void {
+    const file = this.file
+    if (this.writing || this.destroyed || !file || (this.writableLength > 0 && !evenIfMoreQueued)) return
+    this.file = undefined
+    openSinkFiles--
+    this.releasing = file.close().then(
+      () => (this.releasing = undefined),
+      () => (this.releasing = undefined)
+    )
   }
 
   private observe(chunk: Buffer): void {
@@ -247,6 +255,7 @@ export class HashingFileSink extends Writable {
     clearTimeout(this.releaseTimer)
     const file = this.file
     this.file = undefined
+    if (file) openSinkFiles--
     if (!file) {
       const releasing = this.releasing ?? Promise.resolve()
       return void releasing.then(() => callback(error))
