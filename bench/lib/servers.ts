@@ -4,6 +4,7 @@
  * says {type: 'ready', url, storageDir} over IPC once listening, and cleans up on SIGTERM.
  */
 import {fork, type ChildProcess} from 'node:child_process'
+import {openSync} from 'node:fs'
 import {mkdir, readdir, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {BENCH_DIR} from './results.js'
@@ -55,7 +56,8 @@ export async function startServer(kind: ServerKind, workDir: string, extra: Pick
   const child = fork(path.join(BENCH_DIR, 'servers', SERVERS[kind].script), [JSON.stringify(options)], {
     cwd: path.dirname(BENCH_DIR),
     execArgv: ['--import', 'tsx', ...profile],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // Our node logs at info, as in production: kept only when asked (BENCH_SERVER_LOG).
+    stdio: ['ignore', kind === 'ours' && settings.serverLog ? openSync(settings.serverLog, 'a') : 'ignore', 'inherit', 'ipc'],
   })
   live.add(child)
   child.once('exit', () => live.delete(child))

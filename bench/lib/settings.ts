@@ -71,6 +71,8 @@ export const settings = {
   databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
   /** Where inputs and server data go (deleted afterwards). */
   tmpDir: process.env.BENCH_TMPDIR ?? os.tmpdir(),
+  /** When set, our node's log (pino, info) is appended to this file instead of dropped. */
+  serverLog: process.env.BENCH_SERVER_LOG || undefined,
   /** When set, our node runs with --cpu-prof and writes its profile here. */
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
 }
