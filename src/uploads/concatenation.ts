@@ -159,7 +159,7 @@ export class UploadConcatenation {
     const target = this.store.filePath(finalId)
     const temporary = `${target}.assembling`
     await writeFile(temporary, '')
-    const hasher = UploadHasher.fresh()
+    const hasher = UploadHasher.fresh(size)
     const sink = new HashingFileSink(temporary, 0, [hasher])
     const local = parts.filter((p) => p!.nodeId === this.options.nodeId).map((p) => this.store.filePath(p!.id))
     try {

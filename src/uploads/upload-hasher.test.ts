@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {hashThreads, HashThreadLost} from './hash-threads.js'
-import {LiveHashers, UploadHasher} from './upload-hasher.js'
+import {LiveHashers, THREAD_FROM_BYTES, UploadHasher} from './upload-hasher.js'
 
 const digest = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest('hex')
 
@@ -90,5 +90,25 @@ describe('UploadHasher and LiveHashers', () => {
     const rebuilt = await live.at('big', file, data.length)
     assert.notEqual(rebuilt, hasher)
     assert.deepEqual(await rebuilt.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
+  })
+
+  it('hashes an upload smaller than THREAD_FROM_BYTES on the event loop: same digests, copies and catch-up, no thread', async () => {
+    await hashThreads.terminateAll()
+    const data = randomBytes(200_000)
+    const file = path.join(dir, 'small')
+    await writeFile(file, data)
+    const hasher = UploadHasher.fresh(data.length)
+    hasher.update(data.subarray(0, 50_000))
+    const before = hasher.copy()
+    hasher.update(Buffer.from('not kept'))
+    assert.equal((await before.digests()).sha256, digest('sha256', data.subarray(0, 50_000)))
+    // A resume with nothing in memory, of an upload whose size the row gives.
+    const resumed = await new LiveHashers().at('small', file, 120_000, data.length)
+    resumed.update(data.subarray(120_000))
+    assert.deepEqual(await resumed.digests(), {sha256: digest('sha256', data), md5: digest('md5', data)})
+    assert.equal(hashThreads.running.length, 0, 'no hashing thread was started')
+    // From THREAD_FROM_BYTES on (or of a length not known yet), a thread holds the state.
+    UploadHasher.fresh(THREAD_FROM_BYTES)
+    assert.equal(hashThreads.running.length, 1)
   })
 })

@@ -239,7 +239,7 @@ export class UploadStore extends FileStore {
   ): Promise<number> {
     const id = row.id
     const file = this.filePath(id)
-    const hasher = await this.hashers.at(id, file, offset)
+    const hasher = await this.hashers.at(id, file, offset, row.size)
 
     const {checksum, forwardedBody} = currentRequest() ?? {}
     const digest = checksum || forwardedBody ? new RequestDigest(digestAlgorithms(checksum, forwardedBody)) : undefined
@@ -355,13 +355,13 @@ export class UploadStore extends FileStore {
       if (!row) throw ERRORS.FILE_NOT_FOUND
       size = row.size ?? row.bytesReceived
     }
-    const hasher = await this.hashers.at(id, this.filePath(id), size)
+    const hasher = await this.hashers.at(id, this.filePath(id), size, size)
     this.hashers.forget(id)
     this.inspection?.forget(id)
     return hasher.digests().catch(async (error: unknown) => {
       if (!(error instanceof HashThreadLost)) throw error
       // Its hashing thread died with the state: the file holds every byte, read it once.
-      const again = UploadHasher.fresh()
+      const again = UploadHasher.fresh(size)
       await again.catchUp(this.filePath(id), size)
       return again.digests()
     })
