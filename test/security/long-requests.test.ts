@@ -34,7 +34,16 @@ function streamingPatch(url: string, offset: number, length: number) {
     req.on('error', resolve)
   })
   return {
-    write: (chunk: Buffer) => new Promise<void>((resolve) => (req.destroyed || req.write(chunk) ? resolve() : req.once('drain', resolve).once('close', resolve))),
+    write: (chunk: Buffer) =>
+      new Promise<void>((resolve) => {
+        if (req.destroyed || req.write(chunk)) return resolve()
+        // Whichever comes first; the other listener goes too (one 'close' per backed-up write piled up).
+        const done = () => {
+          req.off('drain', done).off('close', done)
+          resolve()
+        }
+        req.once('drain', done).once('close', done)
+      }),
     end: () => req.end(),
     destroy: () => req.destroy(),
     response,
