@@ -26,10 +26,10 @@ async function nicenessOf(marker: string): Promise<number[]> {
 }
 
 describe('media tools priority', () => {
-  it('MEDIA_NICE defaults to 10 and reaches the located tools', () => {
+  it('MEDIA_NICE defaults to 19 (the lowest priority) and reaches the located tools', () => {
     const config = loadConfig({}, {dataDir: '/tmp/unused'})
-    assert.equal(config.mediaNice, 10)
-    assert.equal(locateMediaTools({searchPath: process.env.PATH ?? '', mediaNice: config.mediaNice}).nice, 10)
+    assert.equal(config.mediaNice, 19)
+    assert.equal(locateMediaTools({searchPath: process.env.PATH ?? '', mediaNice: config.mediaNice}).nice, 19)
   })
 
   it('runs ffmpeg at that niceness while it works', async () => {
