@@ -9,6 +9,7 @@ import {JOB_KINDS} from '../jobs/job-kinds.js'
 import {JOB_STATUSES, JobStatus} from '../jobs/job-status.js'
 import {UPLOAD_STATUSES, UploadStatus} from '../uploads/upload-status.js'
 import type {NodeMetrics} from './node-metrics.js'
+import {withTimeout} from '../timeouts.js'
 
 /** Statuses in which a job waits for a worker: its message is in (or on its way back to) the queue. */
 const WAITING: readonly string[] = [JobStatus.Queued, JobStatus.Failed]
@@ -43,9 +44,3 @@ export async function readDatabaseGauges(metrics: NodeMetrics, db: DataSource, n
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))
-  promise.catch(() => {})
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}

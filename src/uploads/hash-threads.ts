@@ -237,7 +237,6 @@ export class HashThread {
     this.digestsAsked.clear()
     this.admitWaiting()
   }
-
 }
 
 /**

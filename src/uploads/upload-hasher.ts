@@ -14,12 +14,8 @@
  */
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {hashThreads, type HashThread} from './hash-threads.js'
+import {hashThreads, type HashDigests, type HashThread} from './hash-threads.js'
 
-export interface FileDigests {
-  sha256: string
-  md5: string
-}
 
 /** Uploads this large or larger (or of a length not known yet) are hashed on a hashing thread. */
 export const THREAD_FROM_BYTES = 8 << 20
@@ -33,7 +29,7 @@ interface HashState {
   update(chunks: readonly Uint8Array[], length: number): void
   admit(bytes: number): Promise<void> | undefined
   copy(): HashState
-  digests(): Promise<FileDigests>
+  digests(): Promise<HashDigests>
 }
 
 class LoopState implements HashState {
@@ -55,7 +51,7 @@ class LoopState implements HashState {
   copy(): HashState {
     return new LoopState(this.sha256.copy(), this.md5.copy())
   }
-  digests(): Promise<FileDigests> {
+  digests(): Promise<HashDigests> {
     return Promise.resolve({sha256: this.sha256.copy().digest('hex'), md5: this.md5.copy().digest('hex')})
   }
 }
@@ -83,7 +79,7 @@ class ThreadState implements HashState {
   copy(): HashState {
     return new ThreadState(this.thread, this.thread.copy(this.state))
   }
-  digests(): Promise<FileDigests> {
+  digests(): Promise<HashDigests> {
     return this.thread.digests(this.state)
   }
 }
@@ -132,7 +128,7 @@ export class UploadHasher {
   }
 
   /** The digests of the bytes handed in so far; rejects with HashThreadLost if its thread died. */
-  digests(): Promise<FileDigests> {
+  digests(): Promise<HashDigests> {
     this.flush()
     return this.state.digests()
   }

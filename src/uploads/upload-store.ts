@@ -27,6 +27,7 @@ import type {UploadLocker} from './upload-locker.js'
 import {uploadFileIn} from './upload-files.js'
 import {UploadStatus} from './upload-status.js'
 import type {UploadRepository} from './upload-repository.js'
+import {withTimeout} from '../timeouts.js'
 
 export interface UploadStoreOptions {
   directory: string
@@ -136,7 +137,7 @@ export class UploadStore extends FileStore {
     // (the client's HEAD can come first, by another node): the HEAD gives it a moment to arrive.
     const writer = context?.readsUnlocked ? this.receiving.get(id) : undefined
     if (writer && (writer.source.destroyed || writer.source.readableEnded)) await writer.done.catch(() => {})
-    else if (writer?.forwarded) await settledWithin(writer.done, FORWARDED_CUT_GRACE_MS)
+    else if (writer?.forwarded) await withTimeout(writer.done, FORWARDED_CUT_GRACE_MS).catch(() => {})
     else if (writer) await writer.sink?.flush().catch(() => {})
     const repair = !this.receiving.has(id) && !context?.readsUnlocked
     const row = await this.uploads.findById(id)
@@ -427,18 +428,6 @@ interface Receiving {
 
 /** How long a HEAD beside a forwarded write waits for it to end (a cut's word from the forwarder). */
 const FORWARDED_CUT_GRACE_MS = 500
-
-/** Resolves once `promise` settles or `ms` have passed, whichever is first. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  return Promise.race([
-    promise.then(
-      () => {},
-      () => {}
-    ),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-  ]).finally(() => clearTimeout(timer))
-}
 
 /**
  * Streams `source` through `stages` (the last one writes the file). A stage's error stops them

@@ -5,6 +5,7 @@ import path from 'node:path'
 import Router from '@koa/router'
 import type {DataSource} from 'typeorm'
 import type {AppState} from '../request-context-middleware.js'
+import {withTimeout} from '../../timeouts.js'
 
 export function healthRoutes(db: DataSource, dataDir: string): Router<AppState> {
   const router = new Router<AppState>()
@@ -40,10 +41,3 @@ async function probeStorage(dataDir: string): Promise<void> {
   await unlink(probe)
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms))),
-  ])
-}
